@@ -1,0 +1,551 @@
+"""The BTF reader: base and split BTF, both byte orders, strict validation.
+
+Opening a :class:`Btf` walks the header and the type section once (every
+record's offset is recorded, every kind and vlen checked); records are decoded
+only when asked for, and the name index is built on first use.  Every problem
+with the input raises :class:`BtfError` naming the type id or byte offset.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from array import array
+from collections import Counter
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
+
+from .format import (
+    BTF_VERSION, HDR_LEN_V1, KIND_ELEM_SIZE, KIND_INFO_SIZE, MAX_KIND, MAX_SIZE, MAX_TYPE_ID,
+    BtfError, BtfHeader, BtfKind, layout_table,
+)
+from .types import BtfEnumerator, BtfMember, BtfParam, BtfType, BtfVarSecinfo
+
+__all__ = ["Btf", "accelerated", "load_accel"]
+
+assert array("I").itemsize == 4
+
+_MODIFIERS = frozenset((BtfKind.TYPEDEF, BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT,
+                        BtfKind.TYPE_TAG))
+_SIZED = frozenset((BtfKind.INT, BtfKind.STRUCT, BtfKind.UNION, BtfKind.ENUM, BtfKind.ENUM64,
+                    BtfKind.DATASEC, BtfKind.FLOAT))
+# Kinds whose third word is a type id.
+_REF_KINDS = frozenset((BtfKind.PTR, BtfKind.TYPEDEF, BtfKind.VOLATILE, BtfKind.CONST,
+                        BtfKind.RESTRICT, BtfKind.TYPE_TAG, BtfKind.FUNC, BtfKind.VAR,
+                        BtfKind.DECL_TAG, BtfKind.FUNC_PROTO))
+_KINDS = {int(k): k for k in BtfKind}
+
+
+def load_accel():
+    """The compiled accelerator module, or None (absent, or DRGN_BTFVARS_PURE_PYTHON=1)."""
+    if os.environ.get("DRGN_BTFVARS_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from . import _accel  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _accel
+
+
+_ACCEL = load_accel()
+
+
+def accelerated() -> bool:
+    """Whether new Btf objects use the C accelerator."""
+    return _ACCEL is not None
+
+
+class _ObjectName(str):
+    """A Btf's name as a str, callable as ``name(type_id)`` for a type's name."""
+
+    __slots__ = ("_btf",)
+
+    def __new__(cls, value: str, btf: "Btf") -> "_ObjectName":
+        self = super().__new__(cls, value)
+        self._btf = btf
+        return self
+
+    def __call__(self, type_id: int) -> str:
+        return self._btf.type_name(type_id)
+
+
+def _s32(v: int) -> int:
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+class Btf:
+    """A BTF object: a base BTF, or split BTF over ``base`` (to any depth).
+
+    Type ids and string offsets continue after the base's: ``first_id`` is
+    ``base.end_id`` and this object's strings start at the base chain's total
+    string length.
+    """
+
+    def __init__(self, data: bytes, base: "Btf | None" = None, *, name: str = "",
+                 accel: Optional[bool] = None) -> None:
+        if base is not None and not isinstance(base, Btf):
+            raise TypeError("base must be a Btf")
+        data = bytes(data)
+        self.data = data
+        self.base = base
+        self.label = name
+        what = name or "BTF"
+        self._what = what
+        hdr = BtfHeader.parse(data, what)
+        self.header = hdr
+        self.byteorder = hdr.byteorder
+        self.first_id = base.end_id if base is not None else 1
+        self.str_start = base.str_end if base is not None else 0
+        # Strings.
+        s0 = hdr.hdr_len + hdr.str_off
+        self._strs = data[s0:s0 + hdr.str_len]
+        if base is None and (not self._strs or self._strs[0] != 0):
+            raise BtfError(f"{what}: a base BTF's string section must start with an empty "
+                           f"string at offset {s0}")
+        if self._strs and self._strs[-1] != 0:
+            raise BtfError(f"{what}: string section not NUL-terminated at offset {s0 + hdr.str_len - 1}")
+        self.str_end = self.str_start + hdr.str_len
+        if self.str_end > 0xFFFFFFFF:
+            raise BtfError(f"{what}: string offsets past 2^32 at offset {s0}")
+        # Layout section: sizes for kinds we do not know; known kinds must agree.
+        fix = [-1] * (MAX_KIND + 1)
+        ele = [0] * (MAX_KIND + 1)
+        for k, isz in KIND_INFO_SIZE.items():
+            fix[k] = 3 + isz // 4
+            ele[k] = KIND_ELEM_SIZE[k] // 4
+        self._layout = layout_table(data, hdr, what)
+        if self._layout:
+            for k, (isz, esz) in self._layout.items():
+                if k == 0:
+                    continue
+                if k in KIND_INFO_SIZE:
+                    if (isz, esz) != (KIND_INFO_SIZE[k], KIND_ELEM_SIZE[k]):
+                        raise BtfError(f"{what}: layout entry for kind {k} ({isz}, {esz}) disagrees "
+                                       f"with the format ({KIND_INFO_SIZE[k]}, {KIND_ELEM_SIZE[k]}) "
+                                       f"at offset {hdr.hdr_len + hdr.layout_off + 4 * k}")
+                else:
+                    fix[k] = 3 + isz // 4
+                    ele[k] = esz // 4
+        # Types: native-order words, then the walk.
+        t0 = hdr.hdr_len + hdr.type_off
+        words = array("I")
+        words.frombytes(data[t0:t0 + hdr.type_len])
+        if hdr.byteorder != sys.byteorder:
+            words.byteswap()
+        self._words = words
+        self._type_base = t0
+        use_accel = _ACCEL is not None if accel is None else (accel and _ACCEL is not None)
+        self._accel = _ACCEL if use_accel else None
+        if self._accel is not None:
+            offs, err = self._accel.walk(words, fix, ele)
+        else:
+            offs, err = _walk_py(words, fix, ele)
+        if err is not None:
+            self._walk_error(*err)
+        self._offs = offs
+        n = len(offs)
+        self.end_id = self.first_id + n
+        if self.end_id - 1 > MAX_TYPE_ID:
+            raise BtfError(f"{what}: too many types (last id {self.end_id - 1})")
+        # Name offsets must be in range: checked for every record now.
+        if n:
+            if self._accel is not None:
+                mx = self._accel.max_name_off(words, offs)
+            else:
+                mx = max(map(words.__getitem__, offs))
+            if mx >= self.str_end:
+                for i, p in enumerate(offs):
+                    if words[p] >= self.str_end:
+                        raise BtfError(f"{what}: type id {self.first_id + i}: name offset {words[p]} "
+                                       f"out of range (string section ends at {self.str_end}) "
+                                       f"at offset {t0 + 4 * p}")
+        self._cache: Dict[int, BtfType] = {}
+        self._index: Optional[Dict[str, List[int]]] = None
+        self._kinds: Optional[bytes] = None
+        self._str_lookup: Optional[Dict[str, int]] = None
+        self._ptr_size: Optional[int] = None
+
+    # -- open-time helpers -------------------------------------------------
+
+    def _walk_error(self, code: int, index: int, pos: int, kind: int) -> None:
+        tid = self.first_id + index
+        off = self._type_base + 4 * pos
+        if code == 1:
+            raise BtfError(f"{self._what}: type id {tid}: unknown kind {kind} (no layout section "
+                           f"entry for it) at offset {off}")
+        if code == 2:
+            raise BtfError(f"{self._what}: type id {tid}: record runs past the end of the type "
+                           f"section at offset {off}")
+        raise BtfError(f"{self._what}: type id {tid}: kind 0 is not valid in the type section "
+                       f"at offset {off}")
+
+    # -- basic queries -----------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._offs)
+
+    def __repr__(self) -> str:
+        return (f"Btf({self.label!r}, ids {self.first_id}..{self.end_id - 1}, {self.byteorder}"
+                f"{', split' if self.base is not None else ''})")
+
+    def ids(self) -> range:
+        """This object's type ids."""
+        return range(self.first_id, self.end_id)
+
+    def _owner(self, type_id: int) -> "Btf":
+        b: Btf = self
+        if type_id >= b.end_id or type_id < 0 or not isinstance(type_id, int):
+            raise BtfError(f"{self._what}: type id {type_id} out of range (0..{self.end_id - 1})")
+        while type_id < b.first_id:
+            if b.base is None:
+                return b  # only id 0
+            b = b.base
+        return b
+
+    def raw_kind(self, type_id: int) -> int:
+        """The kind number as stored (may be a kind unknown to this reader); 0 for void."""
+        b = self._owner(type_id)
+        if type_id == 0:
+            return 0
+        return (b._words[b._offs[type_id - b.first_id] + 1] >> 24) & 0x7F
+
+    def kind(self, type_id: int) -> BtfKind:
+        """The kind of any id in the chain (0 is VOID; kinds known only from the layout
+        section are ``BtfKind.UNKNOWN``)."""
+        return _KINDS.get(self.raw_kind(type_id), BtfKind.UNKNOWN)
+
+    @property
+    def name(self) -> "_ObjectName":
+        """The object's name (a ``str``, e.g. "vmlinux"), which is ALSO callable:
+        ``btf.name(type_id)`` is :meth:`type_name` (the API asks for both)."""
+        return _ObjectName(self.label, self)
+
+    def type_name(self, type_id: int) -> str:
+        """The name of any id in the chain ("" for anonymous types and void)."""
+        b = self._owner(type_id)
+        if type_id == 0:
+            return ""
+        no = b._words[b._offs[type_id - b.first_id]]
+        return b.string(no) if no else ""
+
+    def string(self, offset: int) -> str:
+        """The NUL-terminated string at a chain-wide string offset."""
+        b: Btf = self
+        if not isinstance(offset, int) or offset < 0 or offset >= self.str_end:
+            raise BtfError(f"{self._what}: string offset {offset} out of range "
+                           f"(0..{self.str_end - 1})")
+        while offset < b.str_start:
+            b = b.base  # type: ignore[assignment]
+        s = b._strs
+        lo = offset - b.str_start
+        hi = s.index(0, lo)
+        return s[lo:hi].decode("utf-8", "surrogateescape")
+
+    def kind_counts(self) -> Dict[BtfKind, int]:
+        """Number of types of each kind in THIS object."""
+        c = Counter(self._kind_bytes())
+        return {_KINDS.get(k, BtfKind.UNKNOWN): v for k, v in sorted(c.items())}
+
+    def _kind_bytes(self) -> bytes:
+        if self._kinds is None:
+            w = self._words
+            self._kinds = bytes((w[p + 1] >> 24) & 0x7F for p in self._offs)
+        return self._kinds
+
+    def vars(self) -> Iterator[int]:
+        """Ids of the VARs in THIS object, ascending."""
+        return self._ids_of_kind(BtfKind.VAR)
+
+    def datasecs(self) -> Iterator[int]:
+        """Ids of the DATASECs in THIS object, ascending."""
+        return self._ids_of_kind(BtfKind.DATASEC)
+
+    def _ids_of_kind(self, kind: int) -> Iterator[int]:
+        ks = self._kind_bytes()
+        first = self.first_id
+        i = ks.find(kind)
+        while i >= 0:
+            yield first + i
+            i = ks.find(kind, i + 1)
+
+    # -- names -------------------------------------------------------------
+
+    def _build_index(self) -> Dict[str, List[int]]:
+        if self._accel is not None:
+            by_off = self._accel.group_names(self._words, self._offs, self.first_id)
+        else:
+            by_off = {}
+            w = self._words
+            tid = self.first_id
+            for p in self._offs:
+                no = w[p]
+                if no:
+                    lst = by_off.get(no)
+                    if lst is None:
+                        by_off[no] = [tid]
+                    else:
+                        lst.append(tid)
+                tid += 1
+        index: Dict[str, List[int]] = {}
+        string = self.string
+        for no, lst in by_off.items():
+            s = string(no)
+            old = index.get(s)
+            if old is None:
+                index[s] = lst
+            else:  # the same string stored twice
+                old.extend(lst)
+                old.sort()
+        return index
+
+    def find(self, name: str, kind: "BtfKind | None" = None) -> List[int]:
+        """Ids named ``name`` in THIS object only (optionally of one kind), ascending."""
+        if self._index is None:
+            self._index = self._build_index()
+        ids = self._index.get(name)
+        if not ids:
+            return []
+        if kind is None:
+            return list(ids)
+        return [i for i in ids if self.kind(i) == kind]
+
+    def find_all(self, name: str, kind: "BtfKind | None" = None) -> List[int]:
+        """Ids named ``name`` in the whole chain: bases first, then this object."""
+        chain = []
+        b: Optional[Btf] = self
+        while b is not None:
+            chain.append(b)
+            b = b.base
+        out: List[int] = []
+        for b in reversed(chain):
+            out.extend(b.find(name, kind))
+        return out
+
+    def names(self) -> Dict[str, List[int]]:
+        """The name index of THIS object (a copy): name -> ids, ascending."""
+        if self._index is None:
+            self._index = self._build_index()
+        return {k: list(v) for k, v in self._index.items()}
+
+    # -- decoding ----------------------------------------------------------
+
+    def type(self, type_id: int) -> BtfType:
+        """The decoded record of any id in the chain (0 gives a VOID record)."""
+        b = self._owner(type_id)
+        if type_id == 0:
+            return BtfType(0, BtfKind.VOID)
+        if b is not self:
+            return b.type(type_id)
+        t = self._cache.get(type_id)
+        if t is None:
+            t = self._decode(type_id)
+            self._cache[type_id] = t
+        return t
+
+    def _ref(self, tid: int, what: str, type_id: int) -> int:
+        if tid >= self.end_id:
+            raise BtfError(f"{self._what}: type id {type_id}: {what} refers to type id {tid} "
+                           f"out of range (0..{self.end_id - 1}) at offset "
+                           f"{self._type_base + 4 * self._offs[type_id - self.first_id]}")
+        return tid
+
+    def _decode(self, tid: int) -> BtfType:
+        w = self._words
+        p = self._offs[tid - self.first_id]
+        no, info, st = w[p], w[p + 1], w[p + 2]
+        k = _KINDS.get((info >> 24) & 0x7F, BtfKind.UNKNOWN)
+        kflag = bool(info >> 31)
+        vlen = info & 0xFFFFFF
+        name = self.string(no) if no else ""
+        off = self._type_base + 4 * p
+        ref = self._ref
+        string = self.string
+
+        def bad(msg: str) -> BtfError:
+            return BtfError(f"{self._what}: type id {tid} ({k.name}): {msg} at offset {off}")
+
+        if k == BtfKind.UNKNOWN:
+            return BtfType(tid, k, name, kflag, vlen)
+        if k == BtfKind.INT:
+            x = w[p + 3]
+            enc, ioff, bits = (x >> 24) & 0x0F, (x >> 16) & 0xFF, x & 0xFF
+            if st not in (1, 2, 4, 8, 16):
+                raise bad(f"size {st} not 1, 2, 4, 8 or 16")
+            if x & 0xF000FF00 or bits == 0 or ioff + bits > 8 * st:
+                raise bad(f"bad encoding word 0x{x:08x} for size {st}")
+            return BtfType(tid, k, name, kflag, vlen, size=st, int_encoding=enc, int_offset=ioff,
+                           int_bits=bits)
+        if k in (BtfKind.PTR, BtfKind.TYPEDEF, BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT,
+                 BtfKind.TYPE_TAG):
+            return BtfType(tid, k, name, kflag, vlen, type=ref(st, "type", tid))
+        if k == BtfKind.ARRAY:
+            return BtfType(tid, k, name, kflag, vlen, array_type=ref(w[p + 3], "element type", tid),
+                           array_index_type=ref(w[p + 4], "index type", tid),
+                           array_nelems=w[p + 5])
+        if k in (BtfKind.STRUCT, BtfKind.UNION):
+            ms = []
+            q = p + 3
+            for _ in range(vlen):
+                mo = w[q + 2]
+                if kflag:
+                    bo, bsz = mo & 0xFFFFFF, mo >> 24
+                else:
+                    bo, bsz = mo, 0
+                ms.append(BtfMember(string(w[q]) if w[q] else "", ref(w[q + 1], "member type", tid),
+                                    bo, bsz))
+                q += 3
+            return BtfType(tid, k, name, kflag, vlen, size=st, members=tuple(ms))
+        if k == BtfKind.ENUM:
+            es = []
+            q = p + 3
+            for _ in range(vlen):
+                v = w[q + 1]
+                es.append(BtfEnumerator(string(w[q]) if w[q] else "", _s32(v) if kflag else v))
+                q += 2
+            return BtfType(tid, k, name, kflag, vlen, size=st, enumerators=tuple(es))
+        if k == BtfKind.ENUM64:
+            es = []
+            q = p + 3
+            for _ in range(vlen):
+                v = w[q + 1] | (w[q + 2] << 32)
+                if kflag and v >> 63:
+                    v -= 1 << 64
+                es.append(BtfEnumerator(string(w[q]) if w[q] else "", v))
+                q += 3
+            return BtfType(tid, k, name, kflag, vlen, size=st, enumerators=tuple(es))
+        if k == BtfKind.FWD:
+            return BtfType(tid, k, name, kflag, vlen, fwd_union=kflag)
+        if k == BtfKind.FUNC:
+            return BtfType(tid, k, name, kflag, vlen, type=ref(st, "prototype", tid), linkage=vlen)
+        if k == BtfKind.FUNC_PROTO:
+            ps = []
+            q = p + 3
+            variadic = False
+            for i in range(vlen):
+                pn, pt = w[q], w[q + 1]
+                if i == vlen - 1 and pn == 0 and pt == 0:
+                    variadic = True
+                else:
+                    ps.append(BtfParam(string(pn) if pn else "", ref(pt, "parameter type", tid)))
+                q += 2
+            return BtfType(tid, k, name, kflag, vlen, type=ref(st, "return type", tid),
+                           params=tuple(ps), variadic=variadic)
+        if k == BtfKind.VAR:
+            return BtfType(tid, k, name, kflag, vlen, type=ref(st, "type", tid), linkage=w[p + 3])
+        if k == BtfKind.DATASEC:
+            ss = []
+            q = p + 3
+            for _ in range(vlen):
+                ss.append(BtfVarSecinfo(ref(w[q], "secinfo type", tid), w[q + 1], w[q + 2]))
+                q += 3
+            return BtfType(tid, k, name, kflag, vlen, size=st, secinfos=tuple(ss))
+        if k == BtfKind.FLOAT:
+            if st not in (2, 4, 8, 12, 16):
+                raise bad(f"size {st} not 2, 4, 8, 12 or 16")
+            return BtfType(tid, k, name, kflag, vlen, size=st)
+        if k == BtfKind.DECL_TAG:
+            return BtfType(tid, k, name, kflag, vlen, type=ref(st, "type", tid),
+                           component_idx=_s32(w[p + 3]))
+        raise bad("undecodable kind")  # pragma: no cover
+
+    # -- C semantics -------------------------------------------------------
+
+    def resolve(self, type_id: int) -> int:
+        """Skip TYPEDEF/CONST/VOLATILE/RESTRICT/TYPE_TAG to the underlying id."""
+        limit = self.end_id + 1
+        tid = type_id
+        for _ in range(limit):
+            if self.kind(tid) not in _MODIFIERS:
+                return tid
+            tid = self.type(tid).type
+        raise BtfError(f"{self._what}: type id {type_id}: reference cycle through modifiers/typedefs")
+
+    @property
+    def ptr_size(self) -> int:
+        """Pointer size: the size of ``long`` in the chain, else 8."""
+        if self._ptr_size is None:
+            self._ptr_size = 8
+            for nm in ("long int", "long unsigned int", "unsigned long", "long"):
+                for i in self.find_all(nm, BtfKind.INT):
+                    self._ptr_size = self.type(i).size
+                    return self._ptr_size
+        return self._ptr_size
+
+    def size_of(self, type_id: int) -> int:
+        """Byte size under the C rules (typedefs/modifiers followed, arrays multiplied)."""
+        mult = 1
+        tid = type_id
+        for _ in range(self.end_id + 1):
+            k = self.kind(tid)
+            if k in _SIZED:
+                size = self.type(tid).size
+                break
+            if k == BtfKind.PTR:
+                size = self.ptr_size
+                break
+            if k in _MODIFIERS or k == BtfKind.VAR:
+                tid = self.type(tid).type
+            elif k == BtfKind.ARRAY:
+                t = self.type(tid)
+                mult *= t.array_nelems
+                tid = t.array_type
+            else:
+                raise BtfError(f"{self._what}: type id {type_id}: size of {k.name} (type id {tid}) "
+                               f"is undefined")
+        else:
+            raise BtfError(f"{self._what}: type id {type_id}: non-pointer reference cycle")
+        total = mult * size
+        if total > MAX_SIZE:
+            raise BtfError(f"{self._what}: type id {type_id}: size {total} exceeds 2^32-1")
+        return total
+
+    # -- full validation ---------------------------------------------------
+
+    def validate(self) -> None:
+        """Decode and check every record of THIS object (references, strings, sizes,
+        cycles); raise BtfError on the first problem."""
+        for tid in self.ids():
+            t = self.type(tid)
+            k = t.kind
+            if k in (BtfKind.PTR, BtfKind.TYPEDEF, BtfKind.VOLATILE, BtfKind.CONST,
+                     BtfKind.RESTRICT, BtfKind.TYPE_TAG, BtfKind.FWD, BtfKind.INT, BtfKind.FLOAT,
+                     BtfKind.VAR, BtfKind.DECL_TAG, BtfKind.ARRAY) and t.vlen:
+                raise BtfError(f"{self._what}: type id {tid} ({k.name}): vlen {t.vlen} must be 0")
+            if k in _MODIFIERS:
+                self.resolve(tid)
+            if k == BtfKind.ARRAY:
+                self.size_of(tid)
+            if k == BtfKind.FUNC and self.kind(t.type) != BtfKind.FUNC_PROTO:
+                raise BtfError(f"{self._what}: type id {tid} (FUNC): prototype {t.type} is not a "
+                               f"FUNC_PROTO")
+            if k == BtfKind.DATASEC:
+                for s in t.secinfos:
+                    if s.offset + s.size > t.size:
+                        raise BtfError(f"{self._what}: type id {tid} (DATASEC): entry for type id "
+                                       f"{s.type} [{s.offset}, +{s.size}) past the section size "
+                                       f"{t.size}")
+
+
+def _walk_py(words: array, fix: List[int], ele: List[int]) -> Tuple[array, Optional[tuple]]:
+    """Pure-Python header walk: the start (in words) of every record.
+
+    Returns ``(offsets, None)`` or ``(offsets, (code, index, word_pos, kind))`` where code 1 is
+    an unknown kind, 2 a record running past the end, 3 kind 0.
+    """
+    offs = array("I")
+    append = offs.append
+    n = len(words)
+    pos = 0
+    try:
+        while pos < n:
+            info = words[pos + 1]
+            k = (info >> 24) & 0x7F
+            f = fix[k]
+            if f < 0:
+                return offs, (3 if k == 0 else 1, len(offs), pos, k)
+            append(pos)
+            pos += f + (info & 0xFFFFFF) * ele[k]
+    except IndexError:
+        return offs, (2, len(offs), pos, 0)
+    if pos != n:
+        return offs, (2, len(offs) - 1, offs[-1], 0)
+    return offs, None

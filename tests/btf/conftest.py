@@ -1,0 +1,38 @@
+"""Fixtures for the BTF engine tests: the committed real BTF, both reader paths."""
+
+import os
+import shutil
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+KERNELS = ("bookworm", "trixie", "sid")
+MODULES = ("ext4", "loop")
+
+
+@lru_cache(maxsize=None)
+def fixture_bytes(key: str, name: str) -> bytes:
+    """Decompressed vmcores/<key>/btf/<name>.btf.zst."""
+    zstandard = pytest.importorskip("zstandard", reason="zstandard (the 'test' extra) is needed "
+                                    "to decompress the committed BTF fixtures")
+    p = ROOT / "vmcores" / key / "btf" / f"{name}.btf.zst"
+    with open(p, "rb") as f:
+        return zstandard.ZstdDecompressor().decompressobj().decompress(f.read())
+
+
+def fixture_path(tmp_dir: Path, key: str, name: str) -> Path:
+    p = tmp_dir / f"{key}-{name}.btf"
+    if not p.exists():
+        p.write_bytes(fixture_bytes(key, name))
+    return p
+
+
+def bpftool() -> "str | None":
+    for c in ("bpftool", "/usr/sbin/bpftool", "/sbin/bpftool"):
+        p = shutil.which(c)
+        if p:
+            return p
+    return None

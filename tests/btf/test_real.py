@@ -1,0 +1,84 @@
+"""The committed real BTF of the three pinned Debian kernels (vmlinux + modules)."""
+
+import pytest
+
+from drgn_btfvars.btf import Btf, BtfBuilder, BtfKind
+
+from .conftest import KERNELS, MODULES, fixture_bytes
+
+
+@pytest.fixture(scope="module", params=KERNELS)
+def chain(request):
+    key = request.param
+    vml = Btf(fixture_bytes(key, "vmlinux"), name="vmlinux")
+    mods = {m: Btf(fixture_bytes(key, m), vml, name=m) for m in MODULES}
+    return key, vml, mods
+
+
+def test_vmlinux_facts(chain):
+    key, vml, mods = chain
+    assert vml.first_id == 1 and vml.end_id == len(vml) + 1 > 90_000
+    assert vml.byteorder == "little" and vml.header.hdr_len == 24
+    (ts,) = vml.find("task_struct", BtfKind.STRUCT)
+    t = vml.type(ts)
+    assert t.name == "task_struct" and vml.size_of(ts) == t.size > 4000
+    assert "pid" in {m.name for m in t.members}
+    pid_t = vml.find("pid_t", BtfKind.TYPEDEF)
+    assert len(pid_t) == 1 and vml.size_of(pid_t[0]) == 4
+    assert vml.type(vml.resolve(pid_t[0])).kind == BtfKind.INT
+    assert vml.ptr_size == 8
+    # vmlinux .BTF has one DATASEC (.data..percpu) holding the per-CPU VARs.
+    (ds,) = list(vml.datasecs())
+    assert vml.name(ds) == ".data..percpu"
+    vars_ = list(vml.vars())
+    assert len(vars_) > 300 and {s.type for s in vml.type(ds).secinfos} == set(vars_)
+    assert vml.find("runqueues", BtfKind.VAR) and vml.type(vml.find("runqueues", BtfKind.VAR)[0]).kind == BtfKind.VAR
+    counts = vml.kind_counts()
+    assert sum(counts.values()) == len(vml) and counts[BtfKind.FUNC] > 40_000
+
+
+def test_modules_split(chain):
+    key, vml, mods = chain
+    for m, b in mods.items():
+        assert b.first_id == vml.end_id and b.str_start == vml.str_end
+        b.validate()
+        # Names resolve across the chain; ids of the base are reachable from the split object.
+        assert b.type(1) == vml.type(1)
+        assert b.find_all("task_struct", BtfKind.STRUCT) == vml.find("task_struct", BtfKind.STRUCT)
+    ext4 = mods["ext4"]
+    assert ext4.find("ext4_sb_info", BtfKind.STRUCT)
+    (sbi,) = ext4.find("ext4_sb_info", BtfKind.STRUCT)
+    assert ext4.size_of(sbi) > 500
+
+
+@pytest.mark.parametrize("key", KERNELS)
+def test_vmlinux_validates(key):
+    Btf(fixture_bytes(key, "vmlinux")).validate()
+
+
+@pytest.mark.parametrize("key", KERNELS)
+@pytest.mark.parametrize("mod", MODULES)
+def test_module_rewrite(key, mod):
+    """Copying every record of a real split BTF through BtfBuilder reproduces it."""
+    vml = Btf(fixture_bytes(key, "vmlinux"))
+    b = Btf(fixture_bytes(key, mod), vml)
+    for order in ("little", "big"):
+        w = BtfBuilder(vml, byteorder=order)
+        for i in b.ids():
+            assert w.add_type(b.type(i)) == i
+        c = Btf(w.to_bytes(), vml)
+        assert [c.type(i) for i in c.ids()] == [b.type(i) for i in b.ids()]
+        if order == "little":
+            assert len(w.to_bytes()) <= len(fixture_bytes(key, mod))
+
+
+def test_vmlinux_rewrite_trixie():
+    """The whole trixie vmlinux BTF through BtfBuilder (big-endian) decodes identically."""
+    a = Btf(fixture_bytes("trixie", "vmlinux"))
+    w = BtfBuilder(byteorder="big")
+    for i in a.ids():
+        w.add_type(a.type(i))
+    b = Btf(w.to_bytes())
+    assert b.byteorder == "big" and len(b) == len(a)
+    for i in a.ids():
+        assert a.type(i) == b.type(i)

@@ -40,10 +40,10 @@ def load_accel():
     if os.environ.get("DRGN_BTFVARS_PURE_PYTHON", "") not in ("", "0"):
         return None
     try:
-        from . import _accel  # type: ignore[attr-defined]
+        from . import accel
     except ImportError:
         return None
-    return _accel
+    return accel
 
 
 _ACCEL = load_accel()
@@ -160,6 +160,7 @@ class Btf:
                                        f"at offset {t0 + 4 * p}")
         self._cache: Dict[int, BtfType] = {}
         self._index: Optional[Dict[str, List[int]]] = None
+        self._cindex = None
         self._kinds: Optional[bytes] = None
         self._str_lookup: Optional[Dict[str, int]] = None
         self._ptr_size: Optional[int] = None
@@ -247,8 +248,11 @@ class Btf:
 
     def _kind_bytes(self) -> bytes:
         if self._kinds is None:
-            w = self._words
-            self._kinds = bytes((w[p + 1] >> 24) & 0x7F for p in self._offs)
+            if self._accel is not None:
+                self._kinds = self._accel.kinds(self._words, self._offs)
+            else:
+                w = self._words
+                self._kinds = bytes((w[p + 1] >> 24) & 0x7F for p in self._offs)
         return self._kinds
 
     def vars(self) -> Iterator[int]:
@@ -270,21 +274,18 @@ class Btf:
     # -- names -------------------------------------------------------------
 
     def _build_index(self) -> Dict[str, List[int]]:
-        if self._accel is not None:
-            by_off = self._accel.group_names(self._words, self._offs, self.first_id)
-        else:
-            by_off = {}
-            w = self._words
-            tid = self.first_id
-            for p in self._offs:
-                no = w[p]
-                if no:
-                    lst = by_off.get(no)
-                    if lst is None:
-                        by_off[no] = [tid]
-                    else:
-                        lst.append(tid)
-                tid += 1
+        by_off: Dict[int, List[int]] = {}
+        w = self._words
+        tid = self.first_id
+        for p in self._offs:
+            no = w[p]
+            if no:
+                lst = by_off.get(no)
+                if lst is None:
+                    by_off[no] = [tid]
+                else:
+                    lst.append(tid)
+            tid += 1
         index: Dict[str, List[int]] = {}
         string = self.string
         for no, lst in by_off.items():
@@ -299,9 +300,14 @@ class Btf:
 
     def find(self, name: str, kind: "BtfKind | None" = None) -> List[int]:
         """Ids named ``name`` in THIS object only (optionally of one kind), ascending."""
-        if self._index is None:
-            self._index = self._build_index()
-        ids = self._index.get(name)
+        if self._accel is not None:
+            if self._cindex is None:
+                self._cindex = self._accel.NameIndex(self)
+            ids = self._cindex.find(name)
+        else:
+            if self._index is None:
+                self._index = self._build_index()
+            ids = self._index.get(name)
         if not ids:
             return []
         if kind is None:

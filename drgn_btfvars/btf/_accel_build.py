@@ -1,0 +1,35 @@
+"""cffi build script for the optional BTF accelerator ``drgn_btfvars.btf._accel``.
+
+setup.py lists it in ``cffi_modules``; its build_ext never fails the install, and
+the reader falls back to pure Python when the module cannot be imported.
+The C source is the hand-written ``btf_accel_impl.c`` next to this file.
+"""
+
+import os
+
+from cffi import FFI
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+CDEF = """
+int btfv_walk(const uint32_t *w, size_t n, const int32_t *fix, const uint32_t *ele,
+              uint32_t *offs, size_t *count, uint32_t *err);
+uint32_t btfv_max_name_off(const uint32_t *w, const uint32_t *offs, size_t count);
+void btfv_kinds(const uint32_t *w, const uint32_t *offs, size_t count, uint8_t *out);
+long btfv_index_build(const uint32_t *w, const uint32_t *offs, size_t count,
+                      const char *const *segs, const uint32_t *start, const uint32_t *len,
+                      int nseg, uint32_t *table, uint32_t mask, uint32_t *hashes);
+long btfv_index_find(const char *name, size_t n, const uint32_t *w, const uint32_t *offs,
+                     const char *const *segs, const uint32_t *start, const uint32_t *len,
+                     int nseg, const uint32_t *table, uint32_t mask, const uint32_t *hashes,
+                     uint32_t *out, size_t max);
+"""
+
+ffibuilder = FFI()
+ffibuilder.cdef(CDEF)
+with open(os.path.join(HERE, "btf_accel_impl.c")) as _f:
+    ffibuilder.set_source("drgn_btfvars.btf._accel", _f.read(),
+                          extra_compile_args=["-O2"])
+
+if __name__ == "__main__":
+    ffibuilder.compile(tmpdir=os.path.join(HERE, "..", ".."), verbose=True)

@@ -1,0 +1,96 @@
+"""Python face of the optional C accelerator (``drgn_btfvars.btf._accel``, built by cffi).
+
+Each function mirrors a pure-Python path of reader.py and gives identical results.
+"""
+
+from __future__ import annotations
+
+from array import array
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
+
+from ._accel import ffi, lib  # type: ignore[import-not-found]  # ImportError -> pure Python
+
+if TYPE_CHECKING:
+    from .reader import Btf
+
+__all__ = ["walk", "max_name_off", "kinds", "NameIndex"]
+
+
+def walk(words: array, fix: Sequence[int], ele: Sequence[int]) -> Tuple[array, Optional[tuple]]:
+    n = len(words)
+    cap = n // 3 + 1
+    offs_c = ffi.new("uint32_t[]", cap)
+    count = ffi.new("size_t *")
+    err = ffi.new("uint32_t[3]")
+    wbuf = ffi.from_buffer("uint32_t[]", words) if n else ffi.NULL
+    rc = lib.btfv_walk(wbuf, n, ffi.new("int32_t[]", list(fix)), ffi.new("uint32_t[]", list(ele)),
+                       offs_c, count, err)
+    offs = array("I")
+    offs.frombytes(ffi.buffer(offs_c, 4 * count[0]))
+    if rc:
+        return offs, (rc, err[0], err[1], err[2])
+    return offs, None
+
+
+def max_name_off(words: array, offs: array) -> int:
+    return lib.btfv_max_name_off(ffi.from_buffer("uint32_t[]", words),
+                                 ffi.from_buffer("uint32_t[]", offs), len(offs))
+
+
+def kinds(words: array, offs: array) -> bytes:
+    out = bytearray(len(offs))
+    if offs:
+        lib.btfv_kinds(ffi.from_buffer("uint32_t[]", words), ffi.from_buffer("uint32_t[]", offs),
+                       len(offs), ffi.from_buffer("uint8_t[]", out))
+    return bytes(out)
+
+
+class NameIndex:
+    """Hash index of a Btf's names (its own types; strings anywhere in its chain)."""
+
+    def __init__(self, btf: "Btf") -> None:
+        chain: List["Btf"] = []
+        b: Optional["Btf"] = btf
+        while b is not None:
+            chain.append(b)
+            b = b.base
+        chain.reverse()
+        live = [c for c in chain if c._strs]
+        self._keep = [ffi.from_buffer("char[]", c._strs) for c in live]
+        self._nseg = len(live)
+        self._segs = ffi.new("const char *[]", self._keep or [ffi.NULL])
+        self._start = ffi.new("uint32_t[]", [c.str_start for c in live] or [0])
+        self._len = ffi.new("uint32_t[]", [len(c._strs) for c in live] or [0])
+        self._first = btf.first_id
+        n = len(btf._offs)
+        size = 16
+        while size < 2 * n:
+            size *= 2
+        self._mask = size - 1
+        self._table = ffi.new("uint32_t[]", size)
+        self._hashes = ffi.new("uint32_t[]", max(n, 1))
+        self._w = ffi.from_buffer("uint32_t[]", btf._words) if len(btf._words) else ffi.NULL
+        self._o = ffi.from_buffer("uint32_t[]", btf._offs) if n else ffi.NULL
+        self._words, self._offs = btf._words, btf._offs  # keep the buffers alive
+        if n:
+            rc = lib.btfv_index_build(self._w, self._o, n, self._segs, self._start, self._len,
+                                      self._nseg, self._table, self._mask, self._hashes)
+            if rc < 0:  # cannot happen: name offsets were checked at open
+                raise AssertionError("name offset without a string")
+        self._out = ffi.new("uint32_t[]", 64)
+        self._cap = 64
+
+    def find(self, name: str) -> List[int]:
+        if not len(self._offs) or "\0" in name:
+            return []
+        raw = name.encode("utf-8", "surrogateescape")
+        while True:
+            k = lib.btfv_index_find(raw, len(raw), self._w, self._o, self._segs, self._start,
+                                    self._len, self._nseg, self._table, self._mask, self._hashes,
+                                    self._out, self._cap)
+            if k <= self._cap:
+                break
+            self._cap = k
+            self._out = ffi.new("uint32_t[]", k)
+        first = self._first
+        return [first + self._out[i] for i in range(k)]

@@ -1,0 +1,111 @@
+"""The C accelerator and the pure-Python reader give identical results."""
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+
+import pytest
+
+from drgn_btfvars.btf import Btf, BtfError, BtfKind
+from drgn_btfvars.btf.reader import _ACCEL, accelerated
+
+from .conftest import KERNELS, MODULES, fixture_bytes
+from .test_basic import build_all
+from .test_malformed import SMALL, SMALL_BE
+
+needs_accel = pytest.mark.skipif(_ACCEL is None, reason="the cffi accelerator is not built here "
+                                 "(no C compiler, or DRGN_BTFVARS_PURE_PYTHON=1)")
+
+
+def test_accel_built_when_compiler_present():
+    """With a compiler and Python headers, `pip install -e .` must have built the accelerator."""
+    if os.environ.get("DRGN_BTFVARS_PURE_PYTHON", "") not in ("", "0"):
+        pytest.skip("DRGN_BTFVARS_PURE_PYTHON is set")
+    inc = sysconfig.get_paths()["include"]
+    if not (shutil.which("cc") or shutil.which("gcc")) or not os.path.exists(os.path.join(inc, "Python.h")):
+        pytest.skip("no C compiler or Python headers: the pure-Python reader is expected")
+    assert accelerated(), "a compiler is present but drgn_btfvars.btf._accel is not importable"
+
+
+def test_env_forces_pure_python():
+    code = "from drgn_btfvars.btf.reader import accelerated; print(accelerated())"
+    env = dict(os.environ, DRGN_BTFVARS_PURE_PYTHON="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"
+
+
+def outcome(data, base=None, accel=True):
+    """Everything observable about opening ``data``: the error, or the per-record facts."""
+    try:
+        b = Btf(data, base, accel=accel)
+    except BtfError as e:
+        return ("error", str(e))
+    facts = [list(b._offs), b.kind_counts(), list(b.vars()), list(b.datasecs())]
+    for i in b.ids():
+        try:
+            nm = b.name(i)
+        except BtfError as e:
+            facts.append(str(e))
+            continue
+        facts.append((i, b.raw_kind(i), nm, b.find(nm), b.find(nm, b.kind(i))))
+    facts.append(b.find("\0x"))
+    facts.append(b.find(""))
+    return facts
+
+
+@needs_accel
+@pytest.mark.parametrize("key", KERNELS)
+def test_identical_on_real_btf(key):
+    vdata = fixture_bytes(key, "vmlinux")
+    pv, cv = Btf(vdata, accel=False), Btf(vdata, accel=True)
+    assert pv._accel is None and cv._accel is not None
+    assert list(pv._offs) == list(cv._offs)
+    assert pv.kind_counts() == cv.kind_counts()
+    assert list(pv.vars()) == list(cv.vars()) and list(pv.datasecs()) == list(cv.datasecs())
+    index = pv.names()
+    assert len(index) > 50_000
+    for name, ids in index.items():
+        assert cv.find(name) == ids
+    for name in ("task_struct", "nonexistent_name_xyz", "int"):
+        for k in (None, BtfKind.STRUCT, BtfKind.INT):
+            assert pv.find(name, k) == cv.find(name, k)
+    for m in MODULES:
+        mdata = fixture_bytes(key, m)
+        assert outcome(mdata, pv, accel=False) == outcome(mdata, cv, accel=True)
+
+
+@needs_accel
+@pytest.mark.parametrize("blob", [SMALL, SMALL_BE], ids=["le", "be-layout"])
+def test_identical_on_malformed(blob):
+    assert outcome(blob, accel=False) == outcome(blob, accel=True)
+    for i in range(len(blob)):
+        assert outcome(blob[:i], accel=False) == outcome(blob[:i], accel=True)
+    for pos in range(len(blob)):
+        for bit in (0, 5, 7):
+            bad = bytearray(blob)
+            bad[pos] ^= 1 << bit
+            bad = bytes(bad)
+            assert outcome(bad, accel=False) == outcome(bad, accel=True), (pos, bit)
+
+
+@needs_accel
+def test_identical_split_duplicate_strings():
+    """Names equal as strings but stored at two offsets (base and split) are found alike."""
+    from drgn_btfvars.btf import BtfBuilder
+    base = Btf(build_all()[0].to_bytes())
+    s = BtfBuilder(base)
+    s.add_int("int", 4)  # reuses the base's "int"
+    # A second copy of "int" at a new offset, via a raw string trick: a name with a new offset.
+    s._strs += b"int\0"
+    off = s._str_start + len(s._strs) - 4
+    s.add_raw(BtfKind.TYPEDEF, "", 0, False, 1)
+    blob = bytearray(s.to_bytes())
+    import struct
+    struct.pack_into("<I", blob, 24 + 16, off)  # name_off of the TYPEDEF (after the 16-byte INT)
+    for acc in (False, True):
+        b = Btf(bytes(blob), base, accel=acc)
+        assert b.find("int") == [b.first_id, b.first_id + 1]
+        assert b.find_all("int") == [1, b.first_id, b.first_id + 1]

@@ -577,11 +577,14 @@ def build_one(key: str, extra: List[Path], memory: str, out_root: Path) -> Dict[
     t = time.monotonic()
     log("truth ...")
     truth_path = out / "truth.json.zst"
+    summary_path = workdir / "truth-summary.json"
+    if summary_path.exists():
+        summary_path.unlink()
     subprocess.run([sys.executable, str(HERE / "truth.py"), "generate", key, str(dump),
-                    "-o", str(truth_path)], check=True, timeout=T_TRUTH)
+                    "-o", str(truth_path), "--summary", str(summary_path)],
+                   check=True, timeout=T_TRUTH)
     timings["truth_s"] = round(time.monotonic() - t, 1)
-    summary = json.loads((workdir / "truth-summary.json").read_text()) \
-        if (workdir / "truth-summary.json").exists() else {}
+    summary = json.loads(summary_path.read_text())
 
     t = time.monotonic()
     log("zstd -19 --long=27 ...")

@@ -21,6 +21,8 @@ Usage from the shell::
     python3 vmcores/toolroot.py <suite> <tool> -- ARGS...   # run the tool
     python3 vmcores/toolroot.py <suite> <tool> --path       # print the root
     python3 vmcores/toolroot.py <suite> <tool> --argv       # print the argv prefix
+    python3 vmcores/toolroot.py headers <key>               # unpacked Debian headers dir
+    python3 vmcores/toolroot.py fakemod <key> [--no-boot]   # variable BTF + module + QEMU check
 
 ``<tool>`` is one of :data:`TOOLS` (``pahole``, ``bpftool``), or ``libc`` for
 a root with only the C library and the libraries every kbuild helper needs
@@ -52,6 +54,8 @@ __all__ = [
     "tool_argv",
     "run_tool",
     "wrap_elf_binaries",
+    "kernel_headers",
+    "fakemod",
     "main",
 ]
 
@@ -248,8 +252,104 @@ def wrap_elf_binaries(directory: Path, suite: str) -> List[Path]:
     return wrapped
 
 
+def _headers_specs(k: "kernels.Kernel") -> List[str]:
+    abi = k.release
+    upstream = k.version.rsplit("-", 1)[0]          # 6.12.117
+    flavour = abi.rsplit("-", 1)[-1]                # amd64
+    common_abi = abi[: -len(flavour) - 1]           # 6.12.117+deb13 / 6.1.0-50
+    kbuild = f"linux-kbuild-{common_abi}" if "+" in abi else \
+        f"linux-kbuild-{'.'.join(upstream.split('.')[:2])}"
+    return [f"linux-headers-{abi}={k.version}", f"linux-headers-{common_abi}-common={k.version}",
+            f"{kbuild}={k.version}"]
+
+
+def kernel_headers(key: str) -> Path:
+    """The unpacked ``linux-headers-<abi>`` directory of kernel ``key`` (cached)."""
+    k = kernels.KERNELS[key]
+    root = kernels.cache_dir() / "headers" / key
+    if not (root / ".done").exists():
+        root.mkdir(parents=True, exist_ok=True)
+        specs = _headers_specs(k)
+        for deb in _download(specs):
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True, timeout=1800)
+        (root / ".done").write_text("\n".join(specs) + "\n")
+    return root / "usr/src" / f"linux-headers-{k.release}"
+
+
+def _pahole_suite(config_version: Optional[int]) -> str:
+    # trixie ships pahole 1.30, sid 1.32: take the one that built the kernel
+    # (a 1.24/1.25-built kernel dedups with 1.30 given the old feature list).
+    return "sid" if config_version is not None and config_version > 130 else "trixie"
+
+
+def fakemod(key: str, boot: bool = True) -> Dict[str, object]:
+    """Generate, package and (optionally) boot-check the fake module of ``key``.
+
+    Writes ``<cache>/fakemod/<key>/{base.btf,vars.raw.btf,vars.btf,
+    btf_global_variables.ko,serial.log,figures.json}`` and returns the figures.
+    """
+    import json
+    import time
+
+    sys.path.insert(0, str(HERE.parent))
+    from drgn_btfvars.gen.generate import generate
+    from drgn_btfvars.gen.module import build_module
+    from drgn_btfvars.gen.pahole import config_pahole_version
+
+    k = kernels.KERNELS[key]
+    out = kernels.cache_dir() / "fakemod" / key
+    out.mkdir(parents=True, exist_ok=True)
+    headers = kernel_headers(key)
+    cfg = config_pahole_version(headers / ".config")
+    psuite = _pahole_suite(cfg)
+    vmlinux = k.debug_vmlinux()
+    t0 = time.monotonic()
+    r = generate(vmlinux, out / "vars.btf", pahole=shlex.join(tool_argv(psuite, "pahole")),
+                 kernel_pahole=cfg, bpftool=shlex.join(tool_argv(psuite, "bpftool")),
+                 raw_output=out / "vars.raw.btf", log=lambda s: print(s, file=sys.stderr))
+    subprocess.run(["objcopy", f"--dump-section=.BTF={out / 'base.btf'}", str(vmlinux),
+                    str(out / "discard.o")], check=True)
+    (out / "discard.o").unlink()
+    t_gen = time.monotonic() - t0
+    glibc_suite = None if k.suite == "bookworm" else k.suite
+    t1 = time.monotonic()
+    ko = build_module(headers, out / "vars.btf", out / "btf_global_variables.ko",
+                      host_root=ensure_root(glibc_suite, "libc") if glibc_suite else None)
+    t_mod = time.monotonic() - t1
+    fig: Dict[str, object] = {
+        "key": key, "release": k.release, "config_pahole_version": cfg,
+        "pahole": f"{psuite} {r.pahole_version}", "btf_features": r.btf_features,
+        "base_size": r.base_size, "raw_size": r.raw_size, "vars_size": r.size,
+        "ko_size": ko.stat().st_size, "counts": r.counts,
+        "repairs": {k2: v for k2, v in vars(r.report).items() if k2 != "dropped_names"},
+        "dropped_names": r.report.dropped_names, "alias_vars": r.alias_vars,
+        "bpftool": r.bpftool, "seconds_pahole": round(r.seconds_pahole, 1),
+        "seconds_generate": round(t_gen, 1), "seconds_module": round(t_mod, 1),
+        "lines": r.lines(),
+    }
+    if boot:
+        sys.path.insert(0, str(HERE.parent / "tests" / "gen"))
+        import hashlib
+        from qemu_accept import boot_check
+        b = boot_check(k.vmlinuz(), ko, out / "serial.log")
+        fig["boot"] = {kk: b[kk] for kk in ("booted", "insmod_rc", "accepted", "size")}
+        fig["boot"]["identical"] = b["sha256"] == hashlib.sha256(  # type: ignore[index]
+            (out / "vars.btf").read_bytes()).hexdigest()
+    (out / "figures.json").write_text(json.dumps(fig, indent=1) + "\n")
+    return fig
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) >= 2 and argv[0] == "headers":
+        print(kernel_headers(argv[1]))
+        return 0
+    if len(argv) >= 2 and argv[0] == "fakemod":
+        import json
+        fig = fakemod(argv[1], boot="--no-boot" not in argv)
+        print("\n".join(fig.pop("lines")))  # type: ignore[arg-type]
+        print(json.dumps(fig, indent=1))
+        return 0 if fig.get("boot", {"accepted": True})["accepted"] else 1  # type: ignore
     if len(argv) < 2 or argv[1] not in TOOLS:
         print(f"usage: {Path(sys.argv[0]).name} <suite> {{{'|'.join(TOOLS)}}} "
               "(--path | --argv | -- ARGS...)", file=sys.stderr)

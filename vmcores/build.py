@@ -531,6 +531,7 @@ def compress(src: Path, dst: Path) -> None:
     tmp = dst.with_name(dst.name + ".tmp")
     subprocess.run([tool("zstd"), "-q", "-f", "-19", "--long=27", "-o", str(tmp), str(src)],
                    check=True, timeout=T_ZSTD)
+    tmp.chmod(0o644)  # zstd copies the dump's 0400 mode
     tmp.replace(dst)
 
 

@@ -1,0 +1,183 @@
+"""Access to the committed vmcore fixtures, for tests (no dependency on the plugin).
+
+Each kernel key with a committed dump has, under ``vmcores/<key>/``::
+
+    vmcore.zst        the ELF dump (QMP dump-guest-memory), zstd --long=27
+    truth.json.zst    the DWARF ground truth (see truth.py for the format)
+    manifest.json     how the dump was made (kernel, qemu args, sha256, sizes, ...)
+    serial.log        the guest console
+
+Dumps are decompressed on first use into one temporary directory per process
+(removed at exit), or into ``$DRGN_BTFVARS_VMCORE_DIR`` when that is set, where
+they are kept and reused across sessions (size-checked).  Needs the
+``zstandard`` package.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import struct
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+ROOT = Path(__file__).resolve().parent
+KEYS = ("bookworm", "trixie", "sid")  # the order tests run in (kernels.KERNELS order)
+FILES = ("vmcore.zst", "truth.json.zst", "manifest.json")
+
+_lock = threading.Lock()
+_tmpdir: Optional[Path] = None
+_paths: Dict[str, Path] = {}
+
+
+def fixture_dir(key: str) -> Path:
+    """``vmcores/<key>/``."""
+    return ROOT / key
+
+
+def available() -> List[str]:
+    """Kernel keys whose dump, truth and manifest are all present."""
+    keys = list(KEYS) + sorted(
+        p.name for p in ROOT.iterdir() if p.is_dir() and p.name not in KEYS
+    )
+    return [k for k in keys if all((ROOT / k / f).is_file() for f in FILES)]
+
+
+def manifest(key: str) -> Dict[str, Any]:
+    """The parsed ``manifest.json`` of a kernel's fixture."""
+    return json.loads((fixture_dir(key) / "manifest.json").read_text())
+
+
+def _zstd_decompressor() -> Any:
+    import zstandard
+
+    # The dumps are compressed with --long=27: allow that window (and more).
+    return zstandard.ZstdDecompressor(max_window_size=1 << 31)
+
+
+@functools.lru_cache(maxsize=None)
+def truth(key: str) -> Dict[str, Any]:
+    """The parsed ground truth of a kernel's fixture (cached; do not mutate it)."""
+    data = (fixture_dir(key) / "truth.json.zst").read_bytes()
+    return json.loads(_zstd_decompressor().decompressobj().decompress(data))
+
+
+def serial_log(key: str) -> str:
+    """The guest console log of the fixture."""
+    return (fixture_dir(key) / "serial.log").read_text(errors="replace")
+
+
+def _cleanup() -> None:
+    global _tmpdir
+    if _tmpdir is not None:
+        shutil.rmtree(_tmpdir, ignore_errors=True)
+        _tmpdir = None
+
+
+def _out_dir() -> Path:
+    global _tmpdir
+    keep = os.environ.get("DRGN_BTFVARS_VMCORE_DIR")
+    if keep:
+        d = Path(keep)
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+    if _tmpdir is None:
+        _tmpdir = Path(tempfile.mkdtemp(prefix="drgn-btfvars-vmcores-"))
+        atexit.register(_cleanup)
+    return _tmpdir
+
+
+def vmcore_path(key: str) -> Path:
+    """The decompressed ELF dump of a kernel (decompressed once, then cached).
+
+    The SHA-256 of the decompressed bytes is checked against the manifest.
+    """
+    with _lock:
+        if key in _paths and _paths[key].exists():
+            return _paths[key]
+        m = manifest(key)
+        want = m["vmcore"]["sha256"]
+        out = _out_dir() / f"{key}-{want[:16]}.vmcore"
+        if out.exists() and out.stat().st_size == m["vmcore"]["size"]:
+            _paths[key] = out
+            return out
+        tmp = out.with_name(out.name + ".part")
+        h = hashlib.sha256()
+        with open(fixture_dir(key) / "vmcore.zst", "rb") as src, open(tmp, "wb") as dst:
+            reader = _zstd_decompressor().stream_reader(src)
+            while True:
+                chunk = reader.read(1 << 22)
+                if not chunk:
+                    break
+                h.update(chunk)
+                dst.write(chunk)
+        if h.hexdigest() != want:
+            tmp.unlink()
+            raise ValueError(f"{key}: decompressed dump sha256 {h.hexdigest()} != manifest {want}")
+        tmp.replace(out)
+        _paths[key] = out
+        return out
+
+
+def _kernels_module() -> Any:
+    spec = importlib.util.spec_from_file_location("_drgn_btfvars_vmcores_kernels", ROOT / "kernels.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def debug_vmlinux(key: str) -> Optional[Path]:
+    """The ``-dbg`` vmlinux of a kernel if it is already unpacked in the cache (never downloads)."""
+    kernels = _kernels_module()
+    base = os.environ.get("DRGN_BTFVARS_CACHE") or str(Path.home() / ".cache" / "drgn-btfvars")
+    if key not in kernels.KERNELS or not (Path(base) / "kernels" / key / "dbg" / ".done").exists():
+        return None
+    try:
+        return kernels.KERNELS[key].debug_vmlinux()
+    except FileNotFoundError:
+        return None
+
+
+def vmcoreinfo(path: Path) -> Dict[str, str]:
+    """The ``VMCOREINFO`` note of an ELF dump, as a dict (no drgn needed).
+
+    QEMU writes it (from ``-device vmcoreinfo``) as an ELF note named ``VMCOREINFO``.
+    """
+    with open(path, "rb") as f:
+        ehdr = f.read(64)
+        if ehdr[:4] != b"\x7fELF" or ehdr[4] != 2 or ehdr[5] != 1:
+            raise ValueError(f"{path}: not a little-endian ELF64 file")
+        phoff, = struct.unpack_from("<Q", ehdr, 0x20)
+        phentsize, phnum = struct.unpack_from("<HH", ehdr, 0x36)
+        f.seek(phoff)
+        phdrs = f.read(phentsize * phnum)
+        for i in range(phnum):
+            p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", phdrs, i * phentsize)
+            if p_type != 4:  # PT_NOTE
+                continue
+            f.seek(p_offset)
+            notes = f.read(p_filesz)
+            off = 0
+            while off + 12 <= len(notes):
+                namesz, descsz, _ = struct.unpack_from("<III", notes, off)
+                off += 12
+                name = notes[off:off + namesz].rstrip(b"\0")
+                off += (namesz + 3) & ~3
+                desc = notes[off:off + descsz]
+                off += (descsz + 3) & ~3
+                if name == b"VMCOREINFO":
+                    out = {}
+                    for line in desc.decode(errors="replace").split("\n"):
+                        k, sep, v = line.partition("=")
+                        if sep:
+                            out[k] = v
+                    return out
+    raise LookupError(f"{path}: no VMCOREINFO note")

@@ -1,0 +1,667 @@
+"""drgn finders that chain kallsyms → variable BTF → vmlinux/module BTF.
+
+:class:`KernelBtf` holds, for one program, the BTF objects found so far and
+serves drgn's type, object, symbol and debugging-information finder
+callbacks. Everything is loaded on first use:
+
+* the vmlinux base BTF, on the first type or object lookup;
+* the variable BTF (``btf_global_variables``), on the first variable lookup;
+* the module BTFs, when a name is not in vmlinux or the variable BTF, or when
+  drgn asks about modules;
+* kallsyms, when an address is needed that the BTF cannot give.
+
+A variable's type always comes from its BTF ``VAR`` record (never from a
+guess by name); its address comes from the section base plus the ``DATASEC``
+offset, or from kallsyms when the name is unambiguous there.
+"""
+
+import hashlib
+import logging
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+from drgn import (
+    FindObjectFlags,
+    MainModule,
+    Module,
+    ModuleFileStatus,
+    Object,
+    Program,
+    ProgramFlags,
+    RelocatableModule,
+    Symbol,
+    SymbolIndex,
+    SymbolKind,
+    Type,
+    TypeKind,
+    TypeKindSet,
+)
+
+from drgn_btfvars import sources
+from drgn_btfvars.btf import Btf, BtfError, BtfKind
+from drgn_btfvars.meta import VarsMeta, VarsMetaError
+from drgn_btfvars.types import TypeConverter
+
+__all__ = ("KernelBtf", "BtfVarsError", "FAKE_MODULE_NAME")
+
+logger = logging.getLogger("drgn_btfvars")
+
+#: The name of the fake module that carries the variable BTF.
+FAKE_MODULE_NAME = "btf_global_variables"
+
+_TYPE_KINDS: Dict[TypeKind, Tuple[BtfKind, ...]] = {
+    TypeKind.STRUCT: (BtfKind.STRUCT,),
+    TypeKind.UNION: (BtfKind.UNION,),
+    TypeKind.ENUM: (BtfKind.ENUM, BtfKind.ENUM64),
+    TypeKind.TYPEDEF: (BtfKind.TYPEDEF,),
+    TypeKind.INT: (BtfKind.INT,),
+    TypeKind.BOOL: (BtfKind.INT,),
+    TypeKind.FLOAT: (BtfKind.FLOAT,),
+}
+_BTF_INT_BOOL = 4
+
+# Globals whose type is fixed by the kernel's source and needed before any
+# variable BTF can be found (walking the module BTF list). Each entry is
+# checked against DWARF on every kernel under vmcores/ by the tests.
+BOOTSTRAP_DECLS: Dict[str, str] = {
+    # kernel/bpf/btf.c: static LIST_HEAD(btf_modules);
+    "btf_modules": "struct list_head",
+    # kernel/module/main.c: LIST_HEAD(modules);
+    "modules": "struct list_head",
+}
+
+
+class BtfVarsError(Exception):
+    """A BTF source that was found but cannot be used (e.g. another build's)."""
+
+
+class _Candidate(NamedTuple):
+    btf: Btf
+    type_id: int
+
+
+def _vmcoreinfo(prog: Program) -> Dict[str, str]:
+    try:
+        raw = prog["VMCOREINFO"].string_().decode("ascii", "replace")
+    except (LookupError, ValueError):
+        return {}
+    out = {}
+    for line in raw.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key] = value
+    return out
+
+
+class KernelBtf:
+    """The BTF view of one kernel program; see the module docstring.
+
+    :param prog: A Linux kernel program (core dump or live).
+    :param vmlinux: vmlinux BTF bytes or a file (raw BTF or an ELF with
+        ``.BTF``) to use instead of the kernel's own.
+    :param vars_btf: variable BTF bytes or file to use instead of the fake
+        module's. Defaults to ``$DRGN_BTFVARS_VARS``.
+    :param use_fake_module: whether to use ``btf_global_variables`` when it
+        is loaded in the kernel (``False`` shows what a stock kernel gives).
+    """
+
+    def __init__(
+        self,
+        prog: Program,
+        *,
+        vmlinux: Union[None, bytes, str, "os.PathLike[str]"] = None,
+        vars_btf: Union[None, bytes, str, "os.PathLike[str]"] = None,
+        use_fake_module: bool = True,
+    ) -> None:
+        self.prog = prog
+        self._vmlinux_arg = vmlinux
+        if vars_btf is None:
+            vars_btf = os.environ.get("DRGN_BTFVARS_VARS") or None
+        self._vars_arg = vars_btf
+        self.use_fake_module = use_fake_module
+        self._lock = threading.RLock()
+        self.converter = TypeConverter(prog, self._complete_fwd)
+        self.warnings: List[str] = []
+
+        self._vmlinux: Optional[Btf] = None
+        self._vmlinux_bytes: Optional[bytes] = None
+        self._vmlinux_error: Optional[Exception] = None
+        self._vars: Optional[Btf] = None
+        self._vars_meta: Optional[VarsMeta] = None
+        self._vars_source = ""
+        self._vars_loaded = False
+        self._module_btf_raw: Optional[Dict[str, sources.ModuleBtf]] = None
+        self._module_btfs: Dict[str, Btf] = {}
+        self._module_btf_errors: Dict[str, str] = {}
+        self._loading_modules = False
+        self._kallsyms: Optional[SymbolIndex] = None
+        self._kallsyms_error: Optional[Exception] = None
+        self._loading_kallsyms = False
+        self._module_kallsyms: Optional[SymbolIndex] = None
+        self._loading_module_kallsyms = False
+        self._vmcoreinfo: Optional[Dict[str, str]] = None
+        self._var_locations: Dict[int, Dict[int, Tuple[int, str, int]]] = {}
+        self._section_bases: Dict[Tuple[int, int], Optional[int]] = {}
+        self._enum_index: Optional[Dict[str, List[Tuple[Btf, int, int]]]] = None
+        self._bootstrap_types: Dict[str, Type] = {}
+
+    # ------------------------------------------------------------------
+    # Helpers
+
+    def _warn(self, msg: str) -> None:
+        if msg not in self.warnings:
+            self.warnings.append(msg)
+            logger.warning("%s", msg)
+
+    @property
+    def is_live(self) -> bool:
+        return bool(self.prog.flags & ProgramFlags.IS_LIVE)
+
+    def vmcoreinfo(self) -> Dict[str, str]:
+        if self._vmcoreinfo is None:
+            self._vmcoreinfo = _vmcoreinfo(self.prog)
+        return self._vmcoreinfo
+
+    def kaslr_offset(self) -> int:
+        value = self.vmcoreinfo().get("KERNELOFFSET")
+        return int(value, 16) if value else 0
+
+    # ------------------------------------------------------------------
+    # kallsyms
+
+    def kallsyms(self) -> Optional[SymbolIndex]:
+        """drgn's vmlinux kallsyms index, loaded on first use (``None`` if unavailable)."""
+        if self._kallsyms is None and self._kallsyms_error is None and not self._loading_kallsyms:
+            from drgn.helpers.linux.kallsyms import load_vmlinux_kallsyms
+
+            # The loader itself looks symbols up (through this finder).
+            self._loading_kallsyms = True
+            try:
+                self._kallsyms = load_vmlinux_kallsyms(self.prog)
+            except Exception as e:  # drgn raises various errors here
+                self._kallsyms_error = e
+                self._warn(
+                    f"kallsyms unavailable ({e}); Linux < 6.0 does not describe kallsyms in "
+                    "VMCOREINFO: give a System.map or a saved /proc/kallsyms"
+                )
+            finally:
+                self._loading_kallsyms = False
+        return self._kallsyms
+
+    def module_kallsyms(self) -> Optional[SymbolIndex]:
+        if self._module_kallsyms is None and not self._loading_module_kallsyms:
+            from drgn.helpers.linux.kallsyms import load_module_kallsyms
+
+            self._loading_module_kallsyms = True
+            try:
+                self._module_kallsyms = load_module_kallsyms(self.prog)
+            except Exception as e:
+                self._module_kallsyms = SymbolIndex([])
+                self._warn(f"module kallsyms unavailable: {e}")
+            finally:
+                self._loading_module_kallsyms = False
+        return self._module_kallsyms
+
+    def _symbols(self, name: str) -> List[Symbol]:
+        index = self.kallsyms()
+        if index is None:
+            return []
+        return list(index(self.prog, name, None, False))
+
+    def _symbol_address(self, name: str) -> Optional[int]:
+        syms = self._symbols(name)
+        addrs = {s.address for s in syms}
+        return addrs.pop() if len(addrs) == 1 else None
+
+    def symbol_finder(
+        self, prog: Program, name: Optional[str], address: Optional[int], one: bool
+    ) -> Sequence[Symbol]:
+        """Symbol finder: vmlinux kallsyms, then module kallsyms."""
+        out: List[Symbol] = []
+        index = self.kallsyms()
+        if index is not None:
+            out.extend(index(prog, name, address, one))
+            if one and out:
+                return out
+        if self._module_btf_raw is not None or not self._loading_modules:
+            mindex = self.module_kallsyms() if index is not None else None
+            if mindex is not None:
+                out.extend(mindex(prog, name, address, one))
+        return out[:1] if one else out
+
+    # ------------------------------------------------------------------
+    # BTF sources
+
+    def vmlinux(self) -> Optional[Btf]:
+        """The vmlinux base BTF (``None`` with a warning if unavailable)."""
+        with self._lock:
+            if self._vmlinux is None and self._vmlinux_error is None:
+                try:
+                    data = self._read_vmlinux_bytes()
+                    self._vmlinux = Btf(data, name="vmlinux")
+                    self._vmlinux_bytes = data
+                except (BtfError, sources.BtfSourceError) as e:
+                    self._vmlinux_error = e
+                    self._warn(f"vmlinux BTF unavailable: {e}")
+            return self._vmlinux
+
+    def _read_vmlinux_bytes(self) -> bytes:
+        arg = self._vmlinux_arg
+        if isinstance(arg, (bytes, bytearray, memoryview)):
+            return bytes(arg)
+        if arg is not None:
+            return sources.read_btf_file(arg)
+        if self.is_live and (sources.SYSFS_BTF / "vmlinux").exists():
+            return sources.read_btf_file(sources.SYSFS_BTF / "vmlinux")
+        start = self._symbol_address("__start_BTF")
+        stop = self._symbol_address("__stop_BTF")
+        if start is None or stop is None:
+            raise sources.BtfSourceError(
+                "no __start_BTF/__stop_BTF in kallsyms (is CONFIG_DEBUG_INFO_BTF set?)"
+            )
+        return sources.read_vmlinux_btf_from_memory(self.prog, start, stop)
+
+    def _module_raw(self) -> Dict[str, sources.ModuleBtf]:
+        """Module BTF bytes by module name (read once, parsed on demand)."""
+        with self._lock:
+            if self._module_btf_raw is not None or self._loading_modules:
+                return self._module_btf_raw or {}
+            self._loading_modules = True
+            found: Dict[str, sources.ModuleBtf] = {}
+            try:
+                if self.is_live and sources.SYSFS_BTF.is_dir():
+                    it = sources.iter_module_btfs_from_sysfs()
+                else:
+                    it = sources.iter_module_btfs_from_memory(self._bootstrap_object("btf_modules"))
+                for item in it:
+                    if isinstance(item, sources.BtfSourceError):
+                        self._warn(str(item))
+                    else:
+                        found[item.name] = item
+            except (sources.BtfSourceError, LookupError) as e:
+                self._warn(f"module BTF unavailable: {e}")
+            except Exception as e:  # FaultError etc. from a broken dump
+                self._warn(f"module BTF unavailable: {type(e).__name__}: {e}")
+            finally:
+                self._module_btf_raw = found
+                self._loading_modules = False
+            return found
+
+    def module_btf(self, name: str) -> Optional[Btf]:
+        """The parsed BTF of loaded module ``name`` (``None`` if absent or broken)."""
+        btf = self._module_btfs.get(name)
+        if btf is not None or name in self._module_btf_errors:
+            return btf
+        raw = self._module_raw().get(name)
+        vmlinux = self.vmlinux()
+        if raw is None or vmlinux is None:
+            return None
+        try:
+            btf = Btf(raw.data, base=vmlinux, name=name)
+        except BtfError as e:
+            self._module_btf_errors[name] = str(e)
+            self._warn(f"module {name}: bad BTF ignored: {e}")
+            return None
+        self._module_btfs[name] = btf
+        return btf
+
+    def module_names(self) -> List[str]:
+        """Names of the loaded modules that have BTF (the fake module excluded)."""
+        return [n for n in self._module_raw() if n != FAKE_MODULE_NAME]
+
+    def _iter_module_btfs(self) -> Iterator[Btf]:
+        for name in self.module_names():
+            btf = self.module_btf(name)
+            if btf is not None:
+                yield btf
+
+    def vars(self) -> Optional[Btf]:
+        """The variable BTF, verified against this kernel, or ``None``."""
+        with self._lock:
+            if not self._vars_loaded:
+                self._vars_loaded = True
+                try:
+                    self._load_vars()
+                except BtfVarsError as e:
+                    self._vars = None
+                    self._vars_meta = None
+                    self._warn(str(e))
+            return self._vars
+
+    def _load_vars(self) -> None:
+        vmlinux = self.vmlinux()
+        if vmlinux is None:
+            return
+        arg = self._vars_arg
+        data: Optional[bytes] = None
+        if isinstance(arg, (bytes, bytearray, memoryview)):
+            data, source = bytes(arg), "the variable BTF given"
+        elif arg is not None:
+            try:
+                data = sources.read_btf_file(arg)
+            except sources.BtfSourceError as e:
+                raise BtfVarsError(f"variable BTF not used: {e}") from e
+            source = str(arg)
+        elif self.use_fake_module:
+            raw = self._module_raw().get(FAKE_MODULE_NAME)
+            if raw is not None:
+                data, source = raw.data, f"module {FAKE_MODULE_NAME}"
+        if data is None:
+            return
+        try:
+            btf = Btf(data, base=vmlinux, name=FAKE_MODULE_NAME)
+        except BtfError as e:
+            raise BtfVarsError(f"variable BTF from {source} not used: {e}") from e
+        try:
+            meta = VarsMeta.from_btf(btf)
+        except VarsMetaError as e:
+            raise BtfVarsError(f"variable BTF from {source} not used: {e}") from e
+        self._check_build(meta, source)
+        self._vars, self._vars_meta, self._vars_source = btf, meta, source
+
+    def _check_build(self, meta: VarsMeta, source: str) -> None:
+        assert self._vmlinux_bytes is not None
+        digest = hashlib.sha256(self._vmlinux_bytes).digest()
+        info = self.vmcoreinfo()
+        kernel_build_id = info.get("BUILD-ID", "").lower()
+        kernel_release = info.get("OSRELEASE", "?")
+        theirs = f"{meta.release or '?'} (build ID {meta.build_id or '?'})"
+        ours = f"{kernel_release} (build ID {kernel_build_id or '?'})"
+        if meta.build_id and kernel_build_id and not kernel_build_id.startswith(meta.build_id):
+            raise BtfVarsError(
+                f"variable BTF from {source} refused: it was generated for {theirs}, "
+                f"but this kernel is {ours}"
+            )
+        if meta.base_sha256 != int.from_bytes(digest[:8], "big") or meta.base_len != len(
+            self._vmlinux_bytes
+        ):
+            raise BtfVarsError(
+                f"variable BTF from {source} refused: it was generated against another "
+                f"vmlinux BTF ({theirs}; this kernel is {ours})"
+            )
+
+    # ------------------------------------------------------------------
+    # Types
+
+    def _btfs_for_types(self) -> Iterator[Btf]:
+        vmlinux = self.vmlinux()
+        if vmlinux is not None:
+            yield vmlinux
+        if not self._loading_modules:
+            v = self.vars()
+            if v is not None:
+                yield v
+            yield from self._iter_module_btfs()
+
+    def _find_type_id(
+        self, name: str, kinds: Sequence[BtfKind], want_bool: Optional[bool]
+    ) -> Optional[_Candidate]:
+        for btf in self._btfs_for_types():
+            for kind in kinds:
+                for type_id in btf.find(name, kind):
+                    if want_bool is not None:
+                        is_bool = bool(btf.type(type_id).int_encoding & _BTF_INT_BOOL)
+                        if is_bool != want_bool:
+                            continue
+                    return _Candidate(btf, type_id)
+        return None
+
+    def type_finder(
+        self, prog: Program, kinds: TypeKindSet, name: str, filename: Optional[str]
+    ) -> Optional[Type]:
+        """drgn type finder callback."""
+        if filename or self._loading_kallsyms:
+            return None  # BTF has no file names
+        for kind in kinds:
+            btf_kinds = _TYPE_KINDS.get(kind)
+            if btf_kinds is None:
+                continue
+            want_bool = None
+            if kind == TypeKind.INT:
+                want_bool = False
+            elif kind == TypeKind.BOOL:
+                want_bool = True
+            found = self._find_type_id(name, btf_kinds, want_bool)
+            if found is not None:
+                return self.converter.type(found.btf, found.type_id)
+        return None
+
+    def types_named(self, type_name: str) -> List[Type]:
+        """Every type BTF defines under a C name such as ``struct dma_chan``,
+        ``enum pid_type`` or ``u32`` (a few structure tags have several
+        distinct definitions; :meth:`type_finder` returns the first)."""
+        kind_word, _, tag = type_name.partition(" ")
+        kinds: Tuple[BtfKind, ...]
+        if kind_word == "struct":
+            kinds, name = (BtfKind.STRUCT,), tag
+        elif kind_word == "union":
+            kinds, name = (BtfKind.UNION,), tag
+        elif kind_word == "enum":
+            kinds, name = (BtfKind.ENUM, BtfKind.ENUM64), tag
+        else:
+            kinds, name = (BtfKind.TYPEDEF, BtfKind.INT, BtfKind.FLOAT), type_name
+        out = []
+        for btf in self._btfs_for_types():
+            for kind in kinds:
+                for type_id in btf.find(name, kind):
+                    out.append(self.converter.type(btf, type_id))
+        return out
+
+    def _complete_fwd(self, owner: Btf, tag: str, is_union: bool) -> Optional[Tuple[Btf, int]]:
+        kind = BtfKind.UNION if is_union else BtfKind.STRUCT
+        chain: List[Btf] = []
+        b: Optional[Btf] = owner
+        while b is not None:
+            chain.append(b)
+            b = b.base
+        others = [x for x in self._btfs_for_types() if all(x is not c for c in chain)]
+        for btf in chain[::-1] + others:
+            ids = btf.find(tag, kind)
+            if ids:
+                return btf, ids[0]
+        return None
+
+    # ------------------------------------------------------------------
+    # Objects
+
+    def _bootstrap_object(self, name: str) -> Object:
+        """A global needed to find module BTF, typed by the variable BTF if
+        loaded, else by its fixed declaration."""
+        decl = BOOTSTRAP_DECLS[name]
+        address = self._symbol_address(name)
+        if address is None:
+            raise LookupError(f"{name} is not in kallsyms (needs CONFIG_KALLSYMS_ALL)")
+        return Object(self.prog, self.prog.type(decl), address=address)
+
+    def _var_location(self, btf: Btf, var_id: int) -> Optional[Tuple[int, str, int]]:
+        """(DATASEC index, section name, offset) of a VAR of ``btf``."""
+        locs = self._var_locations.get(id(btf))
+        if locs is None:
+            locs = {}
+            for index, sec_id in enumerate(btf.datasecs()):
+                sec = btf.type(sec_id)
+                for info in sec.secinfos:
+                    locs.setdefault(info.type, (index, sec.name, info.offset))
+            self._var_locations[id(btf)] = locs
+        return locs.get(var_id)
+
+    def _section_base(self, btf: Btf, index: int, sec_name: str) -> Optional[int]:
+        key = (id(btf), index)
+        if key in self._section_bases:
+            return self._section_bases[key]
+        base: Optional[int] = None
+        meta = self._vars_meta if btf is self._vars else None
+        if meta is not None and index in meta.section_addresses:
+            link = meta.section_addresses[index]
+            # A zero link address is x86-64's zero-based per-CPU area, whose
+            # symbols are absolute (not moved by KASLR).
+            base = link + self.kaslr_offset() if link else 0
+        else:
+            base = self._anchor_section_base(btf, index)
+        self._section_bases[key] = base
+        return base
+
+    def _anchor_section_base(self, btf: Btf, index: int) -> Optional[int]:
+        """Derive a section's base from kallsyms: variables of that DATASEC
+        whose names are unique in the BTF and in kallsyms must all agree."""
+        sec_id = list(btf.datasecs())[index]
+        sec = btf.type(sec_id)
+        bases: Dict[int, int] = {}
+        tried = 0
+        for info in sec.secinfos:
+            name = btf.name(info.type)
+            if len(btf.find(name, BtfKind.VAR)) != 1:
+                continue
+            addr = self._symbol_address(name)
+            if addr is None:
+                continue
+            tried += 1
+            bases[addr - info.offset] = bases.get(addr - info.offset, 0) + 1
+            if tried >= 8:
+                break
+        if not bases:
+            return None
+        best, votes = max(bases.items(), key=lambda kv: kv[1])
+        if votes * 2 <= tried:
+            self._warn(f"section {sec.name}: kallsyms disagrees with the BTF offsets; not used")
+            return None
+        return best
+
+    def _var_object(self, btf: Btf, var_id: int) -> Optional[Object]:
+        name = btf.name(var_id)
+        loc = self._var_location(btf, var_id)
+        address: Optional[int] = None
+        if loc is not None:
+            index, sec_name, offset = loc
+            base = self._section_base(btf, index, sec_name)
+            if base is not None:
+                address = base + offset
+        if address is None:
+            address = self._symbol_address(name)
+        if address is None:
+            return None
+        return Object(self.prog, self.converter.type(btf, var_id), address=address)
+
+    def _find_variable(self, name: str) -> Optional[Object]:
+        for btf in self._btfs_for_vars():
+            ids = btf.find(name, BtfKind.VAR)
+            if not ids:
+                continue
+            # Prefer a global definition over same-named statics.
+            ids = sorted(ids, key=lambda i: btf.type(i).linkage == 0)
+            obj = self._var_object(btf, ids[0])
+            if obj is not None:
+                return obj
+        if not self._loading_modules and name in BOOTSTRAP_DECLS and self.vars() is None:
+            try:
+                return self._bootstrap_object(name)
+            except LookupError:
+                return None
+        return None
+
+    def variables(self, name: str) -> List[Object]:
+        """Every variable BTF gives for ``name`` (same-named statics give
+        several), variable BTF first, then vmlinux (per-CPU variables)."""
+        out = []
+        for btf in self._btfs_for_vars():
+            for var_id in btf.find(name, BtfKind.VAR):
+                obj = self._var_object(btf, var_id)
+                if obj is not None:
+                    out.append(obj)
+        return out
+
+    def _btfs_for_vars(self) -> Iterator[Btf]:
+        if not self._loading_modules:
+            v = self.vars()
+            if v is not None:
+                yield v
+        vmlinux = self.vmlinux()
+        if vmlinux is not None:
+            yield vmlinux
+
+    def _find_function(self, name: str) -> Optional[Object]:
+        for btf in self._btfs_for_types():
+            ids = btf.find(name, BtfKind.FUNC)
+            if not ids:
+                continue
+            types = [self.converter.type(btf, i) for i in ids]
+            if any(t.type_name() != types[0].type_name() for t in types[1:]):
+                return None  # same-named statics with different prototypes
+            syms = [s for s in self.symbol_finder(self.prog, name, None, False)
+                    if s.kind == SymbolKind.FUNC]
+            addrs = {s.address for s in syms}
+            if not addrs:
+                return None
+            return Object(self.prog, types[0], address=min(addrs))
+        return None
+
+    def _enumerators(self) -> Dict[str, List[Tuple[Btf, int, int]]]:
+        if self._enum_index is None:
+            index: Dict[str, List[Tuple[Btf, int, int]]] = {}
+            for btf in self._btfs_for_types():
+                for type_id in btf.ids():
+                    if btf.kind(type_id) not in (BtfKind.ENUM, BtfKind.ENUM64):
+                        continue
+                    for e in btf.type(type_id).enumerators:
+                        index.setdefault(e.name, []).append((btf, type_id, e.value))
+            if not self._loading_modules:
+                self._enum_index = index
+            return index
+        return self._enum_index
+
+    def _find_constant(self, name: str) -> Optional[Object]:
+        found = self._enumerators().get(name)
+        if not found:
+            return None
+        btf, type_id, value = found[0]
+        return Object(self.prog, self.converter.type(btf, type_id), value=value)
+
+    def object_finder(
+        self, prog: Program, name: str, flags: FindObjectFlags, filename: Optional[str]
+    ) -> Optional[Object]:
+        """drgn object finder callback."""
+        if self._loading_kallsyms:
+            return None  # drgn's kallsyms loader asks for its own globals
+        try:
+            if flags & FindObjectFlags.VARIABLE:
+                obj = self._find_variable(name)
+                if obj is not None:
+                    return obj
+            if flags & FindObjectFlags.FUNCTION:
+                obj = self._find_function(name)
+                if obj is not None:
+                    return obj
+            if flags & FindObjectFlags.CONSTANT:
+                obj = self._find_constant(name)
+                if obj is not None:
+                    return obj
+        except BtfError as e:
+            self._warn(f"lookup of {name!r} failed: {e}")
+        return None
+
+    # ------------------------------------------------------------------
+    # Debugging information
+
+    def debug_info_finder(self, modules: Sequence[Module]) -> None:
+        """Mark what BTF covers as not needing DWARF, and give the main
+        module the address range ORC and symbolization need."""
+        for module in modules:
+            if isinstance(module, MainModule):
+                if module.address_range is None:
+                    start = self._symbol_address("_stext")
+                    end = self._symbol_address("_end")
+                    if start is not None and end is not None and start < end:
+                        module.address_range = (start, end)
+                if self.vmlinux() is not None and module.wants_debug_file():
+                    module.debug_file_status = ModuleFileStatus.DONT_NEED
+                if module.wants_loaded_file():
+                    module.loaded_file_status = ModuleFileStatus.DONT_NEED
+            elif isinstance(module, RelocatableModule):
+                if self.module_btf(module.name) is not None or module.name == FAKE_MODULE_NAME:
+                    if module.wants_debug_file():
+                        module.debug_file_status = ModuleFileStatus.DONT_NEED
+                    if module.wants_loaded_file():
+                        module.loaded_file_status = ModuleFileStatus.DONT_NEED

@@ -1,0 +1,94 @@
+"""The identity record of a variable BTF (``btf_global_variables_meta``).
+
+The generator puts one unsigned 64-bit enum named
+``btf_global_variables_meta`` into every variable BTF it writes. Its
+enumerators are the only metadata the fake module can carry through the
+kernel's BTF verifier (names must be C identifiers, values are integers):
+
+=================================== =========================================
+enumerator                          value
+=================================== =========================================
+``BTFVARS_FORMAT``                  1
+``BTFVARS_BASE_SHA256``             first 8 bytes (big-endian) of the SHA-256
+                                    of the vmlinux BTF it was generated against
+``BTFVARS_BASE_LEN``                length of that vmlinux BTF
+``BTFVARS_BUILD_ID_0`` … ``_2``     the vmlinux GNU build ID, 20 bytes as
+                                    three big-endian u64 (zero-padded)
+``BTFVARS_RELEASE_<hex>``           0; ``<hex>`` is ``uname -r`` hex-encoded
+``BTFVARS_SECADDR_<n>``             link-time address of the ELF section
+                                    described by the n-th DATASEC (type-id
+                                    order, counting from 0)
+``BTFVARS_SYM_<name>``              link-time address of symbol ``<name>``
+=================================== =========================================
+
+This module only reads it; it knows nothing of drgn.
+"""
+
+from typing import Dict, Optional
+
+from drgn_btfvars.btf import Btf, BtfKind
+
+__all__ = ("META_ENUM_NAME", "META_FORMAT", "VarsMeta", "VarsMetaError")
+
+META_ENUM_NAME = "btf_global_variables_meta"
+META_FORMAT = 1
+
+
+class VarsMetaError(Exception):
+    """The variable BTF has no usable identity record."""
+
+
+class VarsMeta:
+    """Parsed ``btf_global_variables_meta``."""
+
+    def __init__(self) -> None:
+        self.format = 0
+        self.base_sha256 = 0
+        self.base_len = 0
+        self.build_id = ""
+        self.release: Optional[str] = None
+        self.section_addresses: Dict[int, int] = {}
+        self.symbols: Dict[str, int] = {}
+
+    @classmethod
+    def from_btf(cls, btf: Btf) -> "VarsMeta":
+        ids = [i for i in btf.find(META_ENUM_NAME) if btf.kind(i) in (BtfKind.ENUM64, BtfKind.ENUM)]
+        if len(ids) != 1:
+            raise VarsMetaError(
+                f"it has {'no' if not ids else len(ids)} {META_ENUM_NAME} record"
+                f"{'s' if ids else ''} (was it made by drgn-btfvars generate?)"
+            )
+        meta = cls()
+        build_id = [0, 0, 0]
+        seen_build_id = False
+        for e in btf.type(ids[0]).enumerators:
+            name, value = e.name, e.value
+            if name == "BTFVARS_FORMAT":
+                meta.format = value
+            elif name == "BTFVARS_BASE_SHA256":
+                meta.base_sha256 = value
+            elif name == "BTFVARS_BASE_LEN":
+                meta.base_len = value
+            elif name.startswith("BTFVARS_BUILD_ID_") and name[-1] in "012":
+                build_id[int(name[-1])] = value
+                seen_build_id = True
+            elif name.startswith("BTFVARS_RELEASE_"):
+                try:
+                    meta.release = bytes.fromhex(name[len("BTFVARS_RELEASE_"):]).decode()
+                except ValueError:
+                    raise VarsMetaError(f"bad release record {name}") from None
+            elif name.startswith("BTFVARS_SECADDR_"):
+                try:
+                    meta.section_addresses[int(name[len("BTFVARS_SECADDR_"):])] = value
+                except ValueError:
+                    raise VarsMetaError(f"bad section record {name}") from None
+            elif name.startswith("BTFVARS_SYM_"):
+                meta.symbols[name[len("BTFVARS_SYM_"):]] = value
+        if meta.format != META_FORMAT:
+            raise VarsMetaError(f"unknown {META_ENUM_NAME} format {meta.format}")
+        if not meta.base_len:
+            raise VarsMetaError(f"{META_ENUM_NAME} lacks the base BTF identity")
+        if seen_build_id:
+            raw = b"".join(v.to_bytes(8, "big") for v in build_id)[:20]
+            meta.build_id = raw.hex()
+        return meta

@@ -1,0 +1,77 @@
+"""drgn plugin entry point and the public API to enable BTF-based debugging.
+
+drgn calls :func:`drgn_prog_set` for every program it creates (entry point
+group ``drgn.plugins``); it enables the BTF finders only for Linux kernel
+programs. Scripts and notebooks call :func:`enable` on a program they made.
+"""
+
+import logging
+import os
+from typing import Optional, Union
+
+from drgn import Program, ProgramFlags
+
+from drgn_btfvars.finders import KernelBtf
+
+__all__ = ("drgn_prog_set", "enable", "get", "FINDER_NAME")
+
+logger = logging.getLogger("drgn_btfvars")
+
+#: The name of every finder this plugin registers (type, object, symbol, debug info).
+FINDER_NAME = "btfvars"
+
+# One KernelBtf per program; a Program cannot carry attributes of its own.
+_STATE: "dict[int, KernelBtf]" = {}
+
+
+def enable(
+    prog: Program,
+    *,
+    vmlinux: Union[None, bytes, str, "os.PathLike[str]"] = None,
+    vars_btf: Union[None, bytes, str, "os.PathLike[str]"] = None,
+    use_fake_module: Optional[bool] = None,
+) -> KernelBtf:
+    """Enable types from BTF and addresses from kallsyms for a kernel program.
+
+    The finders are enabled after any already there, so DWARF (when found)
+    always wins. Nothing is read until the first lookup.
+
+    :param vmlinux: vmlinux BTF (bytes, raw BTF file or ELF file with
+        ``.BTF``) to use instead of the kernel's own.
+    :param vars_btf: a variable BTF to use instead of the fake module's
+        (default: ``$DRGN_BTFVARS_VARS``).
+    :param use_fake_module: use the loaded ``btf_global_variables`` module
+        (default: unless ``$DRGN_BTFVARS_NO_FAKE_MODULE`` is set).
+    :returns: the state object, for status and diagnostics.
+    :raises ValueError: if ``prog`` is not a Linux kernel program, or if it
+        was enabled already.
+    """
+    if not prog.flags & ProgramFlags.IS_LINUX_KERNEL:
+        raise ValueError("drgn-btfvars only applies to Linux kernel programs")
+    if id(prog) in _STATE and _STATE[id(prog)].prog is prog:
+        raise ValueError("drgn-btfvars is already enabled for this program")
+    if use_fake_module is None:
+        use_fake_module = not os.environ.get("DRGN_BTFVARS_NO_FAKE_MODULE")
+    kb = KernelBtf(prog, vmlinux=vmlinux, vars_btf=vars_btf, use_fake_module=use_fake_module)
+    prog.register_symbol_finder(FINDER_NAME, kb.symbol_finder, enable_index=-1)
+    prog.register_type_finder(FINDER_NAME, kb.type_finder, enable_index=-1)
+    prog.register_object_finder(FINDER_NAME, kb.object_finder, enable_index=-1)
+    prog.register_debug_info_finder(FINDER_NAME, kb.debug_info_finder, enable_index=-1)
+    _STATE[id(prog)] = kb
+    return kb
+
+
+def get(prog: Program) -> Optional[KernelBtf]:
+    """The state :func:`enable` made for ``prog``, or ``None``."""
+    kb = _STATE.get(id(prog))
+    return kb if kb is not None and kb.prog is prog else None
+
+
+def drgn_prog_set(prog: Program) -> None:
+    """drgn plugin hook: enable BTF finders for Linux kernel programs."""
+    if not prog.flags & ProgramFlags.IS_LINUX_KERNEL:
+        return
+    if os.environ.get("DRGN_BTFVARS_DISABLE"):
+        return
+    if get(prog) is None:
+        enable(prog)

@@ -1,0 +1,267 @@
+"""Conversion of BTF types to drgn types.
+
+:class:`TypeConverter` turns a type id of a :class:`~drgn_btfvars.btf.Btf`
+(the vmlinux base BTF, a module's split BTF or the variable BTF) into a drgn
+:class:`~drgn.Type`, aiming for exactly what drgn builds from the kernel's
+DWARF:
+
+* Converted types are cached per BTF object and type id: drgn never frees or
+  deduplicates the structure, union, enum and function types it is given.
+* Structure and union members are converted lazily (drgn accepts a callable
+  for a member's type), so converting ``struct task_struct`` does not convert
+  everything it reaches.
+* A ``FWD`` declaration is completed from any loaded BTF that defines the same
+  tag (the same chain first, then vmlinux, then the other modules).
+* ``char`` keeps the signedness the BTF records (pahole copies it from the
+  DWARF base type, so x86's ``-funsigned-char`` since Linux 6.2 is honoured).
+* BTF cannot tell a flexible array member (``int x[]``) from a zero-length
+  array (``int x[0]``): both are arrays of 0 elements. The last member of a
+  structure is shown as ``[]`` (what the kernel's source has used since the
+  flexible-array conversions); any other zero-length array stays ``[0]``.
+* ``TYPE_TAG`` is transparent and ``DECL_TAG`` is ignored for typing.
+
+This module knows nothing of where BTF bytes come from.
+"""
+
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from drgn import (
+    Language,
+    Object,
+    Program,
+    Qualifiers,
+    Type,
+    TypeEnumerator,
+    TypeKind,
+    TypeMember,
+    TypeParameter,
+)
+
+from drgn_btfvars.btf import Btf, BtfError, BtfKind, BtfType
+
+__all__ = ("TypeConverter", "BtfConversionError", "owner_of")
+
+_QUALIFIER_KINDS = {
+    BtfKind.CONST: Qualifiers.CONST,
+    BtfKind.VOLATILE: Qualifiers.VOLATILE,
+    BtfKind.RESTRICT: Qualifiers.RESTRICT,
+}
+
+# The name GCC's DWARF gives an enum's underlying type (DW_AT_type of the
+# enumeration), by (size, signed).
+_ENUM_COMPATIBLE_NAMES = {
+    (1, False): "unsigned char",
+    (1, True): "signed char",
+    (2, False): "short unsigned int",
+    (2, True): "short int",
+    (4, False): "unsigned int",
+    (4, True): "int",
+    (8, False): "long unsigned int",
+    (8, True): "long int",
+}
+
+_BTF_INT_SIGNED = 1
+_BTF_INT_BOOL = 4
+# Bounds a qualifier/typedef chain; BTF with a longer one is malformed.
+_MAX_CHAIN = 64
+
+
+class BtfConversionError(BtfError):
+    """A BTF type that cannot be represented as a drgn type."""
+
+
+def owner_of(btf: Btf, type_id: int) -> Btf:
+    """Return the BTF object of ``btf``'s chain that defines ``type_id``."""
+    b: Optional[Btf] = btf
+    while b is not None:
+        if type_id >= b.first_id:
+            if type_id >= b.end_id:
+                break
+            return b
+        b = b.base
+    raise BtfError(f"type id {type_id} is out of range for BTF {btf.name or '?'}")
+
+
+class TypeConverter:
+    """Converts BTF types to drgn types for one program.
+
+    :param prog: The program the types belong to.
+    :param complete_fwd: Called with ``(btf, tag, is_union)`` for a ``FWD``;
+        returns ``(btf, type_id)`` of a complete definition or ``None``.
+    """
+
+    def __init__(
+        self,
+        prog: Program,
+        complete_fwd: Optional[Callable[[Btf, str, bool], Optional[Tuple[Btf, int]]]] = None,
+    ) -> None:
+        self.prog = prog
+        self._complete_fwd = complete_fwd
+        # id(btf) -> {type_id: Type}; the Btf objects are kept alive by
+        # _btfs so that id() values are never reused.
+        self._cache: Dict[int, Dict[int, Type]] = {}
+        self._btfs: Dict[int, Btf] = {}
+        self._int_by_name: Dict[Tuple[str, int, bool], Type] = {}
+        self._language = Language.C
+
+    # Public API
+
+    def type(self, btf: Btf, type_id: int) -> Type:
+        """Return the drgn type for ``type_id`` of ``btf`` (any id of its chain)."""
+        if type_id == 0:
+            return self.prog.void_type(language=self._language)
+        qualifiers = Qualifiers.NONE
+        owner = owner_of(btf, type_id)
+        for _ in range(_MAX_CHAIN):
+            t = owner.type(type_id)
+            q = _QUALIFIER_KINDS.get(t.kind)
+            if q is not None:
+                qualifiers |= q
+            elif t.kind != BtfKind.TYPE_TAG:
+                break
+            type_id = t.type
+            if type_id == 0:
+                return self.prog.void_type(qualifiers=qualifiers, language=self._language)
+            owner = owner_of(owner, type_id)
+        else:
+            raise BtfConversionError(
+                f"type id {type_id}: qualifier chain longer than {_MAX_CHAIN}"
+            )
+        result = self._unqualified(owner, t)
+        if qualifiers:
+            result = result.qualified(result.qualifiers | qualifiers)
+        return result
+
+    def enum_compatible_type(self, size: int, signed: bool) -> Type:
+        """The integer type drgn's DWARF reader gives an enum of that size."""
+        name = _ENUM_COMPATIBLE_NAMES.get((size, signed))
+        if name is None:
+            raise BtfConversionError(f"no integer type for an enum of {size} bytes")
+        return self._int_type(name, size, signed)
+
+    # Internals
+
+    def _unqualified(self, owner: Btf, t: BtfType) -> Type:
+        cache = self._cache.get(id(owner))
+        if cache is None:
+            cache = self._cache[id(owner)] = {}
+            self._btfs[id(owner)] = owner
+        result = cache.get(t.id)
+        if result is None:
+            result = self._convert(owner, t)
+            cache[t.id] = result
+        return result
+
+    def _int_type(self, name: str, size: int, signed: bool) -> Type:
+        key = (name, size, signed)
+        t = self._int_by_name.get(key)
+        if t is None:
+            t = self.prog.int_type(name, size, signed, language=self._language)
+            self._int_by_name[key] = t
+        return t
+
+    def _convert(self, owner: Btf, t: BtfType) -> Type:
+        prog = self.prog
+        kind = t.kind
+        lang = self._language
+        if kind == BtfKind.INT:
+            if t.int_encoding & _BTF_INT_BOOL:
+                return prog.bool_type(t.name, t.size, language=lang)
+            return self._int_type(t.name, t.size, bool(t.int_encoding & _BTF_INT_SIGNED))
+        if kind == BtfKind.FLOAT:
+            return prog.float_type(t.name, t.size, language=lang)
+        if kind == BtfKind.PTR:
+            return prog.pointer_type(self.type(owner, t.type), language=lang)
+        if kind == BtfKind.ARRAY:
+            return prog.array_type(self.type(owner, t.array_type), t.array_nelems,
+                                   language=lang)
+        if kind == BtfKind.TYPEDEF:
+            return prog.typedef_type(t.name, self._lazy_typedef_target(owner, t.type),
+                                     language=lang)
+        if kind in (BtfKind.STRUCT, BtfKind.UNION):
+            return self._compound(owner, t)
+        if kind in (BtfKind.ENUM, BtfKind.ENUM64):
+            return self._enum(owner, t)
+        if kind == BtfKind.FWD:
+            return self._fwd(owner, t)
+        if kind == BtfKind.FUNC_PROTO:
+            return self._function(owner, t)
+        if kind == BtfKind.FUNC:
+            return self.type(owner, t.type)
+        if kind == BtfKind.VAR:
+            return self.type(owner, t.type)
+        raise BtfConversionError(f"type id {t.id}: BTF kind {kind.name} is not a C type")
+
+    def _lazy_typedef_target(self, owner: Btf, type_id: int) -> Type:
+        # drgn's typedef_type needs the target eagerly; typedefs of structs are
+        # cheap since struct members are lazy.
+        return self.type(owner, type_id)
+
+    def _member_thunk(self, owner: Btf, type_id: int, bit_field_size: int) -> Callable[[], object]:
+        prog = self.prog
+        if bit_field_size:
+            return lambda: Object(prog, self.type(owner, type_id), bit_field_size=bit_field_size)
+        return lambda: self.type(owner, type_id)
+
+    def _compound(self, owner: Btf, t: BtfType) -> Type:
+        members: List[TypeMember] = []
+        last = len(t.members) - 1
+        for i, m in enumerate(t.members):
+            bit_offset = m.bit_offset
+            bit_field_size = m.bitfield_size
+            if not t.kind_flag:
+                # Old encoding: the bit-field width (and an extra offset) are
+                # in the member's INT type.
+                mt = owner.type(owner.resolve(m.type)) if m.type else None
+                if mt is not None and mt.kind == BtfKind.INT and (
+                    mt.int_offset or mt.int_bits != mt.size * 8
+                ):
+                    bit_offset += mt.int_offset
+                    bit_field_size = mt.int_bits
+            if i == last and not bit_field_size and t.kind == BtfKind.STRUCT:
+                thunk = self._flexible_thunk(owner, m.type)
+            else:
+                thunk = self._member_thunk(owner, m.type, bit_field_size)
+            members.append(TypeMember(thunk, m.name or None, bit_offset))
+        make = self.prog.struct_type if t.kind == BtfKind.STRUCT else self.prog.union_type
+        return make(t.name or None, t.size, members, language=self._language)
+
+    def _flexible_thunk(self, owner: Btf, type_id: int) -> Callable[[], Type]:
+        """A struct's last member: a zero-length array is shown as ``[]``."""
+
+        def thunk() -> Type:
+            mt = self.type(owner, type_id)
+            if mt.kind == TypeKind.ARRAY and mt.length == 0:
+                return self.prog.array_type(mt.type, None, qualifiers=mt.qualifiers,
+                                            language=self._language)
+            return mt
+
+        return thunk
+
+    def _enum(self, owner: Btf, t: BtfType) -> Type:
+        signed = bool(t.kind_flag)
+        if not signed and any(e.value < 0 for e in t.enumerators):
+            signed = True
+        compatible = self.enum_compatible_type(t.size, signed)
+        enumerators = [TypeEnumerator(e.name, e.value) for e in t.enumerators]
+        return self.prog.enum_type(t.name or None, compatible, enumerators,
+                                   language=self._language)
+
+    def _fwd(self, owner: Btf, t: BtfType) -> Type:
+        if self._complete_fwd is not None and t.name:
+            found = self._complete_fwd(owner, t.name, t.fwd_union)
+            if found is not None:
+                btf, type_id = found
+                return self.type(btf, type_id)
+        make = self.prog.union_type if t.fwd_union else self.prog.struct_type
+        return make(t.name or None, language=self._language)
+
+    def _function(self, owner: Btf, t: BtfType) -> Type:
+        params = [
+            TypeParameter(self._param_thunk(owner, p.type), p.name or None) for p in t.params
+        ]
+        return self.prog.function_type(self.type(owner, t.type), params, t.variadic,
+                                       language=self._language)
+
+    def _param_thunk(self, owner: Btf, type_id: int) -> Callable[[], Type]:
+        return lambda: self.type(owner, type_id)

@@ -15,18 +15,20 @@ if TYPE_CHECKING:
 
 __all__ = ["walk", "max_name_off", "kinds", "NameIndex"]
 
+_alloc = ffi.new_allocator(should_clear_after_alloc=False)
+
 
 def walk(words: array, fix: Sequence[int], ele: Sequence[int]) -> Tuple[array, Optional[tuple]]:
     n = len(words)
     cap = n // 3 + 1
-    offs_c = ffi.new("uint32_t[]", cap)
+    offs_c = _alloc("uint32_t[]", cap)
     count = ffi.new("size_t *")
     err = ffi.new("uint32_t[3]")
     wbuf = ffi.from_buffer("uint32_t[]", words) if n else ffi.NULL
     rc = lib.btfv_walk(wbuf, n, ffi.new("int32_t[]", list(fix)), ffi.new("uint32_t[]", list(ele)),
                        offs_c, count, err)
-    offs = array("I")
-    offs.frombytes(ffi.buffer(offs_c, 4 * count[0]))
+    # A view of the C array (pages past ``count`` are never touched).
+    offs = memoryview(ffi.buffer(offs_c, 4 * count[0])).cast("I")
     if rc:
         return offs, (rc, err[0], err[1], err[2])
     return offs, None
@@ -55,7 +57,7 @@ class NameIndex:
             chain.append(b)
             b = b.base
         chain.reverse()
-        live = [c for c in chain if c._strs]
+        live = [c for c in chain if c.header.str_len]
         self._keep = [ffi.from_buffer("char[]", c._strs) for c in live]
         self._nseg = len(live)
         self._segs = ffi.new("const char *[]", self._keep or [ffi.NULL])
@@ -64,17 +66,21 @@ class NameIndex:
         self._first = btf.first_id
         n = len(btf._offs)
         size = 16
-        while size < 2 * n:
+        while size < 2 * n:  # at most half full (fewer slots used: one per distinct name)
             size *= 2
         self._mask = size - 1
         self._table = ffi.new("uint32_t[]", size)
-        self._hashes = ffi.new("uint32_t[]", max(n, 1))
+        alloc = ffi.new_allocator(should_clear_after_alloc=False)
+        self._hashes = alloc("uint32_t[]", max(n, 1))
+        self._link = alloc("uint32_t[]", max(n, 1))
+        tail = alloc("uint32_t[]", max(n, 1))
         self._w = ffi.from_buffer("uint32_t[]", btf._words) if len(btf._words) else ffi.NULL
         self._o = ffi.from_buffer("uint32_t[]", btf._offs) if n else ffi.NULL
         self._words, self._offs = btf._words, btf._offs  # keep the buffers alive
         if n:
             rc = lib.btfv_index_build(self._w, self._o, n, self._segs, self._start, self._len,
-                                      self._nseg, self._table, self._mask, self._hashes)
+                                      self._nseg, self._table, self._mask, self._hashes,
+                                      self._link, tail)
             if rc < 0:  # cannot happen: name offsets were checked at open
                 raise AssertionError("name offset without a string")
         self._out = ffi.new("uint32_t[]", 64)
@@ -87,7 +93,7 @@ class NameIndex:
         while True:
             k = lib.btfv_index_find(raw, len(raw), self._w, self._o, self._segs, self._start,
                                     self._len, self._nseg, self._table, self._mask, self._hashes,
-                                    self._out, self._cap)
+                                    self._link, self._out, self._cap)
             if k <= self._cap:
                 break
             self._cap = k

@@ -66,70 +66,171 @@ void btfv_kinds(const uint32_t *w, const uint32_t *offs, size_t count, uint8_t *
         out[i] = (w[offs[i] + 1] >> 24) & 0x7f;
 }
 
-/* The strings of a chain: segment j holds offsets [start[j], start[j] + len[j]). */
+/* The strings of a chain: segment j holds offsets [start[j], start[j] + len[j]).
+   Returns the string and sets *end to its segment's end. */
 static const char *chain_str(const char *const *segs, const uint32_t *start,
-                             const uint32_t *len, int nseg, uint32_t off)
+                             const uint32_t *len, int nseg, uint32_t off, const char **end)
 {
     for (int j = nseg - 1; j >= 0; j--)
-        if (off >= start[j] && off - start[j] < len[j])
+        if (off >= start[j] && off - start[j] < len[j]) {
+            *end = segs[j] + len[j];
             return segs[j] + (off - start[j]);
+        }
     return NULL;
 }
 
-static uint32_t hash_str(const char *s, size_t *lenp)
+/*
+ * A fast string hash, 8 bytes per step: each chunk of the string (the last one
+ * zero-padded) is mixed in as a 64-bit word. hash_nul() hashes a NUL-terminated
+ * string that lies inside [s, end); hash_mem() hashes s[0:n]; both agree.
+ */
+#define HAS_ZERO(v) (((v) - 0x0101010101010101ull) & ~(v) & 0x8080808080808080ull)
+
+static inline uint64_t mix(uint64_t h, uint64_t v)
 {
-    /* FNV-1a, 32 bit. */
-    uint32_t h = 2166136261u;
-    const unsigned char *p = (const unsigned char *)s;
+    h ^= v;
+    h *= 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 29);
+}
+
+static inline uint32_t finish(uint64_t h, size_t n)
+{
+    h ^= n;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 32;
+    return (uint32_t)h;
+}
+
+/* The last, partial chunk (k < 8 bytes), assembled little-endian, zero-padded. */
+static inline uint64_t tail_word(const char *s, size_t k)
+{
+    uint64_t v = 0;
+    for (size_t j = 0; j < k; j++)
+        v |= (uint64_t)(unsigned char)s[j] << (8 * j);
+    return v;
+}
+
+static uint32_t hash_nul(const char *s, const char *end)
+{
+    uint64_t h = 0x243f6a8885a308d3ull;
     size_t n = 0;
-    while (p[n]) {
-        h ^= p[n++];
-        h *= 16777619u;
+    for (;;) {
+        if (end - (s + n) >= 8) {
+            uint64_t v, z;
+            memcpy(&v, s + n, 8);
+            z = HAS_ZERO(v);
+            if (!z) {
+                h = mix(h, v);
+                n += 8;
+                continue;
+            }
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            {
+                /* The lowest flagged byte is the first NUL (exact for the first one). */
+                unsigned k = (unsigned)__builtin_ctzll(z) >> 3;
+                v = k ? v & (~0ull >> (64 - 8 * k)) : 0;
+                return finish(mix(h, v), n + k);
+            }
+#endif
+        }
+        /* The NUL is in the next 8 bytes (the string section ends with one). */
+        size_t k = 0;
+        while (s[n + k])
+            k++;
+        return finish(mix(h, tail_word(s + n, k)), n + k);
     }
-    if (lenp)
-        *lenp = n;
-    return h;
 }
 
 static uint32_t hash_mem(const char *s, size_t n)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
+    uint64_t h = 0x243f6a8885a308d3ull;
+    size_t i = 0;
+    while (n - i >= 8) {
+        uint64_t v;
+        memcpy(&v, s + i, 8);
+        h = mix(h, v);
+        i += 8;
     }
-    return h;
+    return finish(mix(h, tail_word(s + i, n - i)), n);
+}
+
+/* Do records i and j (both named) have the same name? */
+static int same_name(const uint32_t *w, const uint32_t *offs, const char *const *segs,
+                     const uint32_t *start, const uint32_t *len, int nseg, uint32_t i, uint32_t j)
+{
+    const char *ei, *ej;
+    const char *a = chain_str(segs, start, len, nseg, w[offs[i]], &ei);
+    const char *b = chain_str(segs, start, len, nseg, w[offs[j]], &ej);
+    return a == b || strcmp(a, b) == 0;
 }
 
 /*
  * Build the name index: an open-addressing table (size a power of two,
- * mask = size - 1) of record index + 1 (0 = empty), for every named record.
- * Linear probing keeps records of one name in ascending id order.
- * hashes (count entries) receives each record's name hash.
- * Returns the number of named records, or -1 if a name offset has no string.
+ * mask = size - 1) holding, for each distinct name, the record index + 1 of
+ * its first record (0 = empty); link[i] chains record i to the next record of
+ * the same name (index + 1, 0 = last), in ascending order. hashes and link
+ * hold `count` entries, tail is scratch of `count` entries.
+ * Returns the number of distinct names, or -1 if a name offset has no string.
  */
 long btfv_index_build(const uint32_t *w, const uint32_t *offs, size_t count,
                       const char *const *segs, const uint32_t *start, const uint32_t *len,
-                      int nseg, uint32_t *table, uint32_t mask, uint32_t *hashes)
+                      int nseg, uint32_t *table, uint32_t mask, uint32_t *hashes,
+                      uint32_t *link, uint32_t *tail)
 {
-    long named = 0;
+    long distinct = 0;
+    const size_t AHEAD = 16;
+
+    /* Pass 1: hash every name; strings are scattered, so fetch them ahead. */
     for (size_t i = 0; i < count; i++) {
-        uint32_t no = w[offs[i]], h, slot;
-        const char *s;
+        uint32_t no = w[offs[i]];
+        const char *s, *end;
+#if defined(__GNUC__)
+        if (i + AHEAD < count) {
+            uint32_t na = w[offs[i + AHEAD]];
+            const char *ea;
+            const char *sa = na ? chain_str(segs, start, len, nseg, na, &ea) : NULL;
+            if (sa)
+                __builtin_prefetch(sa);
+        }
+#endif
+        link[i] = 0;
         if (!no)
             continue;
-        s = chain_str(segs, start, len, nseg, no);
+        s = chain_str(segs, start, len, nseg, no, &end);
         if (!s)
             return -1;
-        h = hash_str(s, NULL);
-        hashes[i] = h;
-        slot = h & mask;
-        while (table[slot])
-            slot = (slot + 1) & mask;
-        table[slot] = (uint32_t)i + 1;
-        named++;
+        hashes[i] = hash_nul(s, end);
     }
-    return named;
+    /* Pass 2: insert, fetching table slots ahead. */
+    for (size_t i = 0; i < count; i++) {
+        uint32_t h, slot;
+#if defined(__GNUC__)
+        if (i + AHEAD < count && w[offs[i + AHEAD]])
+            __builtin_prefetch(&table[hashes[i + AHEAD] & mask]);
+#endif
+        if (!w[offs[i]])
+            continue;
+        h = hashes[i];
+        slot = h & mask;
+        for (;;) {
+            uint32_t e = table[slot];
+            if (!e) {
+                table[slot] = (uint32_t)i + 1;
+                tail[i] = (uint32_t)i;
+                distinct++;
+                break;
+            }
+            if (hashes[e - 1] == h &&
+                (w[offs[e - 1]] == w[offs[i]] ||
+                 same_name(w, offs, segs, start, len, nseg, e - 1, (uint32_t)i))) {
+                link[tail[e - 1]] = (uint32_t)i + 1;
+                tail[e - 1] = (uint32_t)i;
+                break;
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+    return distinct;
 }
 
 /* Record indexes named name[0:n], ascending, into out (max entries); returns how many
@@ -137,21 +238,25 @@ long btfv_index_build(const uint32_t *w, const uint32_t *offs, size_t count,
 long btfv_index_find(const char *name, size_t n, const uint32_t *w, const uint32_t *offs,
                      const char *const *segs, const uint32_t *start, const uint32_t *len,
                      int nseg, const uint32_t *table, uint32_t mask, const uint32_t *hashes,
-                     uint32_t *out, size_t max)
+                     const uint32_t *link, uint32_t *out, size_t max)
 {
     uint32_t h = hash_mem(name, n), slot = h & mask;
-    long found = 0;
     while (table[slot]) {
         uint32_t i = table[slot] - 1;
         if (hashes[i] == h) {
-            const char *s = chain_str(segs, start, len, nseg, w[offs[i]]);
-            if (s && memcmp(s, name, n) == 0 && s[n] == '\0') {
-                if ((size_t)found < max)
-                    out[found] = i;
-                found++;
+            const char *end;
+            const char *s = chain_str(segs, start, len, nseg, w[offs[i]], &end);
+            if (s && (size_t)(end - s) > n && memcmp(s, name, n) == 0 && s[n] == '\0') {
+                long found = 0;
+                for (uint32_t j = i + 1; j; j = link[j - 1]) {
+                    if ((size_t)found < max)
+                        out[found] = j - 1;
+                    found++;
+                }
+                return found;
             }
         }
         slot = (slot + 1) & mask;
     }
-    return found;
+    return 0;
 }

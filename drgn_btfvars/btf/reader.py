@@ -95,14 +95,15 @@ class Btf:
         self.byteorder = hdr.byteorder
         self.first_id = base.end_id if base is not None else 1
         self.str_start = base.str_end if base is not None else 0
-        # Strings.
+        # Strings (no copy: offsets into ``data``).
         s0 = hdr.hdr_len + hdr.str_off
-        self._strs = data[s0:s0 + hdr.str_len]
-        if base is None and (not self._strs or self._strs[0] != 0):
+        self._sbase = s0
+        slen = hdr.str_len
+        if base is None and (not slen or data[s0] != 0):
             raise BtfError(f"{what}: a base BTF's string section must start with an empty "
                            f"string at offset {s0}")
-        if self._strs and self._strs[-1] != 0:
-            raise BtfError(f"{what}: string section not NUL-terminated at offset {s0 + hdr.str_len - 1}")
+        if slen and data[s0 + slen - 1] != 0:
+            raise BtfError(f"{what}: string section not NUL-terminated at offset {s0 + slen - 1}")
         self.str_end = self.str_start + hdr.str_len
         if self.str_end > 0xFFFFFFFF:
             raise BtfError(f"{what}: string offsets past 2^32 at offset {s0}")
@@ -127,9 +128,11 @@ class Btf:
                     ele[k] = esz // 4
         # Types: native-order words, then the walk.
         t0 = hdr.hdr_len + hdr.type_off
-        words = array("I")
-        words.frombytes(data[t0:t0 + hdr.type_len])
-        if hdr.byteorder != sys.byteorder:
+        if hdr.byteorder == sys.byteorder:
+            words = memoryview(data)[t0:t0 + hdr.type_len].cast("I")  # no copy
+        else:
+            words = array("I")
+            words.frombytes(data[t0:t0 + hdr.type_len])
             words.byteswap()
         self._words = words
         self._type_base = t0
@@ -178,6 +181,11 @@ class Btf:
                            f"section at offset {off}")
         raise BtfError(f"{self._what}: type id {tid}: kind 0 is not valid in the type section "
                        f"at offset {off}")
+
+    @property
+    def _strs(self) -> memoryview:
+        """This object's string section (a view of ``data``)."""
+        return memoryview(self.data)[self._sbase:self._sbase + self.header.str_len]
 
     # -- basic queries -----------------------------------------------------
 
@@ -236,10 +244,9 @@ class Btf:
                            f"(0..{self.str_end - 1})")
         while offset < b.str_start:
             b = b.base  # type: ignore[assignment]
-        s = b._strs
-        lo = offset - b.str_start
-        hi = s.index(0, lo)
-        return s[lo:hi].decode("utf-8", "surrogateescape")
+        d = b.data
+        lo = b._sbase + offset - b.str_start
+        return d[lo:d.index(0, lo)].decode("utf-8", "surrogateescape")
 
     def kind_counts(self) -> Dict[BtfKind, int]:
         """Number of types of each kind in THIS object."""

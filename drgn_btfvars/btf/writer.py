@@ -55,7 +55,7 @@ class BtfBuilder:
                 chain.append(b)
                 b = b.base
             for b in chain:  # nearest first; setdefault keeps the first seen
-                s = b._strs
+                s = bytes(b._strs)
                 pos = 0
                 n = len(s)
                 while pos < n:

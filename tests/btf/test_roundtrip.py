@@ -115,11 +115,11 @@ def test_roundtrip_split_chain(data, byteorder):
         assert split.first_id == parent.end_id and split.str_start == parent.str_end
         assert [split.type(i) for i in split.ids()] == types
         # Strings already in the chain are not stored again.
-        own = set(split._strs.split(b"\0"))
+        own = set(bytes(split._strs).split(b"\0"))
         chain_strs = set()
         b = parent
         while b is not None:
-            chain_strs |= set(b._strs.split(b"\0"))
+            chain_strs |= set(bytes(b._strs).split(b"\0"))
             b = b.base
         assert not (own - {b""}) & chain_strs
         for t in types:

@@ -583,6 +583,12 @@ class KernelBtf:
             yield vmlinux
 
     def _find_function(self, name: str) -> Optional[Object]:
+        """A function: its BTF ``FUNC`` prototype at its kallsyms address.
+
+        pahole encodes one ``FUNC`` per name. When kallsyms has several
+        functions of that name (statics in different files), nothing tells
+        which one the prototype describes, so none is returned.
+        """
         for btf in self._btfs_for_types():
             ids = btf.find(name, BtfKind.FUNC)
             if not ids:
@@ -590,12 +596,11 @@ class KernelBtf:
             types = [self.converter.type(btf, i) for i in ids]
             if any(t.type_name() != types[0].type_name() for t in types[1:]):
                 return None  # same-named statics with different prototypes
-            syms = [s for s in self.symbol_finder(self.prog, name, None, False)
-                    if s.kind == SymbolKind.FUNC]
-            addrs = {s.address for s in syms}
-            if not addrs:
+            addrs = {s.address for s in self.symbol_finder(self.prog, name, None, False)
+                     if s.kind == SymbolKind.FUNC}
+            if len(addrs) != 1:
                 return None
-            return Object(self.prog, types[0], address=min(addrs))
+            return Object(self.prog, types[0], address=addrs.pop())
         return None
 
     def _enumerators(self) -> Dict[str, List[Tuple[Btf, int, int]]]:

@@ -14,10 +14,13 @@ DWARF:
   tag (the same chain first, then vmlinux, then the other modules).
 * ``char`` keeps the signedness the BTF records (pahole copies it from the
   DWARF base type, so x86's ``-funsigned-char`` since Linux 6.2 is honoured).
-* BTF cannot tell a flexible array member (``int x[]``) from a zero-length
-  array (``int x[0]``): both are arrays of 0 elements. The last member of a
-  structure is shown as ``[]`` (what the kernel's source has used since the
-  flexible-array conversions); any other zero-length array stays ``[0]``.
+* BTF cannot tell an array of unknown size (``int x[]``) from a zero-length
+  array (``int x[0]``): both are arrays of 0 elements. A 0-element array is
+  shown as ``[]`` (a flexible array member, a pointer to an array of unknown
+  size) except as a structure member that is not the last one, where only the
+  GNU zero-length form is valid C. The kernel still has a few zero-length
+  arrays as a last member (9–15 per kernel, against ~900 flexible arrays);
+  those show as ``[]`` where DWARF says ``[0]``.
 * ``TYPE_TAG`` is transparent and ``DECL_TAG`` is ignored for typing.
 
 This module knows nothing of where BTF bytes come from.
@@ -173,7 +176,7 @@ class TypeConverter:
         if kind == BtfKind.PTR:
             return prog.pointer_type(self.type(owner, t.type), language=lang)
         if kind == BtfKind.ARRAY:
-            return prog.array_type(self.type(owner, t.array_type), t.array_nelems,
+            return prog.array_type(self.type(owner, t.array_type), t.array_nelems or None,
                                    language=lang)
         if kind == BtfKind.TYPEDEF:
             return prog.typedef_type(t.name, self._lazy_typedef_target(owner, t.type),
@@ -218,21 +221,21 @@ class TypeConverter:
                 ):
                     bit_offset += mt.int_offset
                     bit_field_size = mt.int_bits
-            if i == last and not bit_field_size and t.kind == BtfKind.STRUCT:
-                thunk = self._flexible_thunk(owner, m.type)
+            if i != last and not bit_field_size and t.kind == BtfKind.STRUCT:
+                thunk = self._zero_length_thunk(owner, m.type)
             else:
                 thunk = self._member_thunk(owner, m.type, bit_field_size)
             members.append(TypeMember(thunk, m.name or None, bit_offset))
         make = self.prog.struct_type if t.kind == BtfKind.STRUCT else self.prog.union_type
         return make(t.name or None, t.size, members, language=self._language)
 
-    def _flexible_thunk(self, owner: Btf, type_id: int) -> Callable[[], Type]:
-        """A struct's last member: a zero-length array is shown as ``[]``."""
+    def _zero_length_thunk(self, owner: Btf, type_id: int) -> Callable[[], Type]:
+        """A member before a struct's last: a 0-element array is ``[0]``."""
 
         def thunk() -> Type:
             mt = self.type(owner, type_id)
-            if mt.kind == TypeKind.ARRAY and mt.length == 0:
-                return self.prog.array_type(mt.type, None, qualifiers=mt.qualifiers,
+            if mt.kind == TypeKind.ARRAY and mt.length is None:
+                return self.prog.array_type(mt.type, 0, qualifiers=mt.qualifiers,
                                             language=self._language)
             return mt
 

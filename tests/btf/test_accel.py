@@ -24,8 +24,14 @@ def test_accel_built_when_compiler_present():
     if os.environ.get("DRGN_BTFVARS_PURE_PYTHON", "") not in ("", "0"):
         pytest.skip("DRGN_BTFVARS_PURE_PYTHON is set")
     inc = sysconfig.get_paths()["include"]
-    if not (shutil.which("cc") or shutil.which("gcc")) or not os.path.exists(os.path.join(inc, "Python.h")):
-        pytest.skip("no C compiler or Python headers: the pure-Python reader is expected")
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
+    works = False
+    if shutil.which(cc) and os.path.exists(os.path.join(inc, "Python.h")):
+        r = subprocess.run([cc, "-x", "c", "-c", "-o", os.devnull, "-"], input=b"int x;\n",
+                           capture_output=True)
+        works = r.returncode == 0
+    if not works:
+        pytest.skip(f"no working C compiler ({cc}) or no Python headers: pure Python is expected")
     assert accelerated(), "a compiler is present but drgn_btfvars.btf._accel is not importable"
 
 

@@ -511,6 +511,67 @@ class Btf:
             raise BtfError(f"{self._what}: type id {type_id}: size {total} exceeds 2^32-1")
         return total
 
+    # -- text dump ---------------------------------------------------------
+
+    def dump_raw(self, type_id: int) -> str:
+        """One type in bpftool's ``btf dump`` raw text form (lines joined by newlines).
+
+        The tests compare this with Debian's bpftool line for line.
+        """
+        t = self.type(type_id)
+        K = BtfKind
+
+        def nm(s: str) -> str:
+            return s if s else "(anon)"
+
+        head = f"[{t.id}] {t.kind.name} '{nm(t.name)}'"
+        lines: List[str] = []
+        k = t.kind
+        if k == K.INT:
+            enc = {0: "(none)", 1: "SIGNED", 2: "CHAR", 4: "BOOL"}.get(t.int_encoding, "UNKN")
+            head += f" size={t.size} bits_offset={t.int_offset} nr_bits={t.int_bits} encoding={enc}"
+        elif k in (K.PTR, K.VOLATILE, K.CONST, K.RESTRICT, K.TYPEDEF, K.TYPE_TAG):
+            head += f" type_id={t.type}"
+        elif k == K.ARRAY:
+            head += (f" type_id={t.array_type} index_type_id={t.array_index_type}"
+                     f" nr_elems={t.array_nelems}")
+        elif k in (K.STRUCT, K.UNION):
+            head += f" size={t.size} vlen={t.vlen}"
+            for m in t.members:
+                line = f"\t'{nm(m.name)}' type_id={m.type} bits_offset={m.bit_offset}"
+                if m.bitfield_size:
+                    line += f" bitfield_size={m.bitfield_size}"
+                lines.append(line)
+        elif k in (K.ENUM, K.ENUM64):
+            head += (f" encoding={'SIGNED' if t.kind_flag else 'UNSIGNED'} size={t.size}"
+                     f" vlen={t.vlen}")
+            sfx = ("LL" if t.kind_flag else "ULL") if k == K.ENUM64 else ""
+            lines += [f"\t'{nm(e.name)}' val={e.value}{sfx}" for e in t.enumerators]
+        elif k == K.FWD:
+            head += f" fwd_kind={'union' if t.fwd_union else 'struct'}"
+        elif k == K.FUNC:
+            link = {0: "static", 1: "global", 2: "extern"}.get(t.linkage, "(unknown)")
+            head += f" type_id={t.type} linkage={link}"
+        elif k == K.FUNC_PROTO:
+            head += f" ret_type_id={t.type} vlen={t.vlen}"
+            lines += [f"\t'{nm(p.name)}' type_id={p.type}" for p in t.params]
+            if t.variadic:
+                lines.append("\t'(anon)' type_id=0")
+        elif k == K.VAR:
+            link = {0: "static", 1: "global", 2: "extern"}.get(t.linkage, "(unknown)")
+            head += f" type_id={t.type}, linkage={link}"
+        elif k == K.DATASEC:
+            head += f" size={t.size} vlen={t.vlen}"
+            for s in t.secinfos:
+                line = f"\ttype_id={s.type} offset={s.offset} size={s.size}"
+                line += f" ({self.kind(s.type).name} '{nm(self.name(s.type))}')"
+                lines.append(line)
+        elif k == K.FLOAT:
+            head += f" size={t.size}"
+        elif k == K.DECL_TAG:
+            head += f" type_id={t.type} component_idx={t.component_idx}"
+        return "\n".join([head] + lines)
+
     # -- full validation ---------------------------------------------------
 
     def validate(self) -> None:

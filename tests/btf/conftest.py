@@ -9,8 +9,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-KERNELS = ("bookworm", "trixie", "sid")
 MODULES = ("ext4", "loop")
+
+
+def _pinned_kernels() -> tuple:
+    """Every kernel pinned in vmcores/kernels.py: each must have committed BTF fixtures."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("_btf_kernels", ROOT / "vmcores" / "kernels.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return tuple(mod.KERNELS)
+
+
+KERNELS = _pinned_kernels()
 
 
 @lru_cache(maxsize=None)
@@ -19,6 +30,7 @@ def fixture_bytes(key: str, name: str) -> bytes:
     zstandard = pytest.importorskip("zstandard", reason="zstandard (the 'test' extra) is needed "
                                     "to decompress the committed BTF fixtures")
     p = ROOT / "vmcores" / key / "btf" / f"{name}.btf.zst"
+    assert p.exists(), f"{p} missing: run python3 tests/btf/make_fixtures.py {key}"
     with open(p, "rb") as f:
         return zstandard.ZstdDecompressor().decompressobj().decompress(f.read())
 

@@ -72,3 +72,48 @@ def test_bpftool_accepts_builder_output(tmp_path, byteorder):
     split_blob = s.to_bytes()
     split = Btf(split_blob, base)
     assert dump(tmp_path, split_blob, base_blob, tag="split") == ours(split)
+
+
+def raw_dump(tmp_path, data: bytes, base: "bytes | None" = None, tag: str = "x") -> list:
+    f = tmp_path / f"{tag}.btf"
+    f.write_bytes(data)
+    cmd = [BPFTOOL, "btf", "dump", "file", str(f)]
+    if base is not None:
+        bf = tmp_path / f"{tag}-base.btf"
+        bf.write_bytes(base)
+        cmd += ["-B", str(bf)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.splitlines()
+
+
+def our_dump(btf: Btf) -> list:
+    return "\n".join(btf.dump_raw(i) for i in btf.ids()).splitlines()
+
+
+@pytest.mark.parametrize("key", KERNELS)
+def test_full_dump_matches_modules(tmp_path, key):
+    """Every decoded field of the module BTFs, line for line with bpftool."""
+    vdata = fixture_bytes(key, "vmlinux")
+    vml = Btf(vdata)
+    for m in MODULES:
+        mdata = fixture_bytes(key, m)
+        assert our_dump(Btf(mdata, vml)) == raw_dump(tmp_path, mdata, vdata, f"{key}-{m}")
+
+
+def test_full_dump_matches_sid_vmlinux(tmp_path):
+    """Every decoded field of the newest kernel's vmlinux BTF, line for line with bpftool."""
+    data = fixture_bytes("sid", "vmlinux")
+    assert our_dump(Btf(data)) == raw_dump(tmp_path, data, tag="sid")
+
+
+@pytest.mark.parametrize("byteorder", ["little", "big"])
+def test_full_dump_matches_builder_output(tmp_path, byteorder):
+    b, _ = build_all(byteorder)
+    b.add_enum64("u64", 8, [("MAXU", (1 << 64) - 1)])
+    b.add_func_proto(0, [], variadic=True)
+    b.add_func("ext", 15, 2)
+    b.add_var("g", 1, 1)
+    b.add_var("e", 1, 2)
+    data = b.to_bytes()
+    assert our_dump(Btf(data)) == raw_dump(tmp_path, data)

@@ -58,6 +58,7 @@ import kernels  # noqa: E402
 MARKER = "DRGN-BTFVARS-READY"
 EXTRA_OK = "DRGN-BTFVARS-EXTRA-OK"
 DEFAULT_MEMORY = "256M"
+MAX_COMPRESSED = 30 * 1000 * 1000  # bytes of vmcore.zst allowed per kernel (committed to git)
 
 # Debian packages (bookworm) providing the host tools, keyed by the binary needed.
 HOST_TOOLS: Dict[str, str] = {
@@ -311,9 +312,13 @@ def make_ext4_image(path: Path) -> None:
         path.unlink()
     with open(path, "wb") as f:
         f.truncate(4 << 20)
+    # Fixed UUID, hash seed and time: the same image on every build.
+    env = dict(os.environ, E2FSPROGS_FAKE_TIME="1700000000")
     subprocess.run([tool("mke2fs"), "-q", "-F", "-t", "ext4", "-L", "fixture",
-                    "-E", "lazy_itable_init=0,lazy_journal_init=0", str(path)],
-                   check=True, timeout=60)
+                    "-U", "4c1d2e3f-0000-4000-8000-000000000001",
+                    "-E", "lazy_itable_init=0,lazy_journal_init=0,"
+                          "hash_seed=4c1d2e3f-0000-4000-8000-000000000002", str(path)],
+                   check=True, timeout=60, env=env)
 
 
 def build_initramfs(k: kernels.Kernel, workdir: Path, extra: List[Path]) -> Tuple[Path, Dict[str, Any]]:
@@ -617,10 +622,15 @@ def build_one(key: str, extra: List[Path], memory: str, out_root: Path) -> Dict[
             "size": raw_size,
             "compressed_size": (out / "vmcore.zst").stat().st_size,
         },
-        "truth": {"compressed_size": truth_path.stat().st_size, **summary},
+        "kernel": summary["kernel"],
+        "truth": {"json_size": summary["json_size"], "compressed_size": summary["compressed_size"],
+                  "counts": summary["counts"]},
         "timings_s": timings,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    if manifest["vmcore"]["compressed_size"] > MAX_COMPRESSED:
+        raise RuntimeError(f"vmcore.zst is {manifest['vmcore']['compressed_size'] / 1e6:.1f} MB, over "
+                           f"the {MAX_COMPRESSED / 1e6:.0f} MB budget: rebuild with a smaller --memory")
     log(f"== {key} done in {timings['total_s']} s: vmcore.zst "
         f"{manifest['vmcore']['compressed_size'] / 1e6:.1f} MB, truth.json.zst "
         f"{manifest['truth']['compressed_size'] / 1e6:.2f} MB")

@@ -6,8 +6,8 @@ Usage::
                                                      [--summary summary.json]
     python3 vmcores/truth.py summary <truth.json.zst>
 
-Our own plugin is never loaded (``DRGN_DISABLE_PLUGINS='*'`` is set before drgn
-is imported), so the truth comes from DWARF alone.  The output is one compact
+Our own plugin is never loaded (``DRGN_DISABLE_PLUGINS='*'`` is set before the
+first program is made; drgn loads plugins lazily), so the truth comes from DWARF alone.  The output is one compact
 JSON object, zstd-compressed:
 
 ``kernel``
@@ -58,20 +58,17 @@ JSON object, zstd-compressed:
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import json
 import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
 
-os.environ["DRGN_DISABLE_PLUGINS"] = "*"
-
-import argparse  # noqa: E402
-import hashlib  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, Dict, List, Optional, Tuple  # noqa: E402
-
-import drgn  # noqa: E402
-from drgn import Object, Program, SymbolKind, Type, TypeKind  # noqa: E402
+import drgn
+from drgn import Object, Program, SymbolKind, Type, TypeKind
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -99,8 +96,21 @@ def log(msg: str) -> None:
 
 # --------------------------------------------------------------------------- program
 
+def no_plugins() -> None:
+    """Make sure no drgn plugin (ours included) can touch the programs made here."""
+    os.environ["DRGN_DISABLE_PLUGINS"] = "*"
+    try:
+        from _drgn_util import plugins
+    except ImportError:
+        return
+    if getattr(plugins, "_plugins", None):
+        raise RuntimeError("drgn plugins are already loaded in this process; "
+                           "run truth.py in a process of its own")
+
+
 def open_program(vmcore: Path, vmlinux: Optional[Path]) -> Program:
     """A drgn program on the dump, with the vmlinux DWARF loaded (no modules' debug info)."""
+    no_plugins()
     prog = Program()
     prog.set_core_dump(str(vmcore))
     if vmlinux is not None:
@@ -610,8 +620,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     raw, comp = write(truth, out)
     log(f"wrote {out}: {raw / 1e6:.1f} MB JSON, {comp / 1e6:.2f} MB compressed")
     if a.summary:
-        a.summary.write_text(json.dumps({**truth["counts"], "json_size": raw,
-                                         "compressed_size": comp}, indent=1) + "\n")
+        kern = {k: v for k, v in truth["kernel"].items() if k not in ("modules_btf", "sections")}
+        kern["modules_btf"] = sorted(truth["kernel"]["modules_btf"])
+        a.summary.write_text(json.dumps({"counts": truth["counts"], "kernel": kern,
+                                         "json_size": raw, "compressed_size": comp}, indent=1) + "\n")
     return 0
 
 

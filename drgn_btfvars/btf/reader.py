@@ -114,8 +114,13 @@ class Btf:
             fix[k] = 3 + isz // 4
             ele[k] = KIND_ELEM_SIZE[k] // 4
         self._layout = layout_table(data, hdr, what)
-        if self._layout:
-            for k, (isz, esz) in self._layout.items():
+        # Split BTF without a layout section of its own uses its base's (as libbpf does).
+        lay = self._layout
+        b = base
+        while lay is None and b is not None:
+            lay, b = b._layout, b.base
+        if lay:
+            for k, (isz, esz) in lay.items():
                 if k == 0:
                     continue
                 if k in KIND_INFO_SIZE:

@@ -262,8 +262,8 @@ class BtfBuilder:
             nk = max(table) + 1
             layout = b"".join(struct.pack(self._fmt + "BBH", *table.get(k, (0, 0)), 0)
                               for k in range(nk))
-        hdr = BtfHeader(self.byteorder, BTF_VERSION, 0, hdr_len, 0, len(types), len(types),
-                        len(strs), len(types) + len(strs) + (-len(strs) % 4) if layout else 0,
-                        len(layout))
-        pad = bytes(-len(strs) % 4) if layout else b""
-        return hdr.pack() + types + strs + pad + layout
+        # Sections in the order libbpf expects: types | layout | strings.
+        hdr = BtfHeader(self.byteorder, BTF_VERSION, 0, hdr_len, 0, len(types),
+                        len(types) + len(layout), len(strs),
+                        len(types) if layout else 0, len(layout))
+        return hdr.pack() + types + layout + strs

@@ -254,3 +254,21 @@ def test_unknown_kinds():
     b.add_raw(0, "", 0, False, 0)
     with pytest.raises(BtfError, match="type id 1: kind 0"):
         Btf(b.to_bytes())
+
+
+def test_split_uses_base_layout():
+    b = BtfBuilder(extra_layout={42: (0, 4)})
+    b.add_int("int", 4)
+    base = Btf(b.to_bytes())
+    s = BtfBuilder(base)
+    n = s.add_raw(42, "x", 3, False, 0, b"\0" * 12)
+    s.add_ptr(n)
+    split = Btf(s.to_bytes(), base)
+    assert split.header.hdr_len == 24 and split.kind(n) == BtfKind.UNKNOWN
+    assert split.type(n + 1).type == n
+    # Without any layout in the chain the unknown kind is an error naming it.
+    plain = Btf(BtfBuilder().to_bytes())
+    s = BtfBuilder(plain)
+    s.add_raw(42, "x", 3, False, 0, b"\0" * 12)
+    with pytest.raises(BtfError, match="type id 1: unknown kind 42"):
+        Btf(s.to_bytes(), plain)

@@ -29,7 +29,10 @@ JSON object, zstd-compressed:
     names of kallsyms data symbols that DWARF did not resolve at their address.
 ``functions``
     ``{name: type_name}`` for kallsyms function symbols DWARF resolves at the
-    same address.
+    same address (for a name defined more than once, the lowest address's).
+``functions_duplicates``
+    ``{name: [[address, type_name], ...]}`` for names with several resolved
+    definitions (static functions of different files).
 ``types``
     ``{type_name: {kind, size, members}}`` for every named struct/union reached
     from the variables and functions (through pointers, arrays, typedefs,
@@ -188,6 +191,38 @@ def type_size(t: Type) -> Optional[int]:
         return drgn.sizeof(t)
     except Exception:  # noqa: BLE001
         return None
+
+
+def resolve_functions(prog: Program, name: str, syms: List[drgn.Symbol],
+                      errors: Dict[str, str]) -> List[Tuple[int, Object]]:
+    """DWARF functions named ``name`` at the addresses of ``syms``, sorted by address.
+
+    ``prog.function(name)`` picks one definition arbitrarily when several CUs
+    define the name; the source file of each symbol's address (from the line
+    table) is then used to ask for that file's definition.
+    """
+    found: Dict[int, Object] = {}
+    addrs = {s.address for s in syms}
+    try:
+        f = prog.function(name)
+        if f.address_ in addrs:
+            found[f.address_] = f
+    except LookupError:
+        return []  # DWARF defines no function of that name at all
+    except Exception as e:  # noqa: BLE001 - e.g. "unknown DWARF type tag 0x3b" (asm functions)
+        errors[name] = f"{type(e).__name__}: {e}"
+        return []
+    for a in sorted(addrs - set(found)):
+        try:
+            locs = prog.source_location(a)
+            if not len(locs):
+                continue
+            f = prog.function(name, locs[len(locs) - 1].filename)
+        except Exception:  # noqa: BLE001 - no line info, or no definition in that file
+            continue
+        if f.address_ == a:
+            found[a] = f
+    return sorted(found.items())
 
 
 # --------------------------------------------------------------------------- types
@@ -446,6 +481,7 @@ def generate(key: str, vmcore: Path, vmlinux: Optional[Path] = None) -> Dict[str
     variables: List[Dict[str, Any]] = []
     unresolved: List[str] = []
     functions: Dict[str, str] = {}
+    functions_duplicates: Dict[str, List[List[Any]]] = {}
     n_data = n_func = 0
     lookup_errors: Dict[str, str] = {}
     for name, group in by_name.items():
@@ -486,16 +522,14 @@ def generate(key: str, vmcore: Path, vmlinux: Optional[Path] = None) -> Dict[str
                 unresolved.append(name)
         if func_syms:
             n_func += len(func_syms)
-            try:
-                fobj = prog.function(name)
-            except LookupError:
-                continue
-            except Exception as e:  # noqa: BLE001
-                lookup_errors[name] = f"{type(e).__name__}: {e}"
-                continue
-            if fobj.address_ is not None and any(s.address == fobj.address_ for s in func_syms):
-                functions[name] = fobj.type_.type_name()
-                tc.add(fobj.type_)
+            found = resolve_functions(prog, name, func_syms, lookup_errors)
+            if found:
+                # Deterministic choice for names defined more than once: the lowest address.
+                functions[name] = found[0][1].type_.type_name()
+                if len(found) > 1:
+                    functions_duplicates[name] = [[a, f.type_.type_name()] for a, f in found]
+                for _, f in found:
+                    tc.add(f.type_)
     log(f"symbols done in {time.monotonic() - t0:.1f} s: {len(variables)} variables, {len(unresolved)} unresolved, {len(functions)} functions, "
         f"{len(tc.types)} types, {len(tc.enums)} enums")
 
@@ -532,6 +566,7 @@ def generate(key: str, vmcore: Path, vmlinux: Optional[Path] = None) -> Dict[str
         "data_symbols_unresolved": sorted(unresolved),
         "lookup_errors": lookup_errors,
         "functions": functions,
+        "functions_duplicates": functions_duplicates,
         "types": tc.types,
         "typedefs": tc.typedefs,
         "enums": tc.enums,
@@ -548,6 +583,7 @@ def generate(key: str, vmcore: Path, vmlinux: Optional[Path] = None) -> Dict[str
         "data_symbols_unresolved": len(unresolved),
         "function_symbols": n_func,
         "functions": len(functions),
+        "functions_duplicates": len(functions_duplicates),
         "types": len(tc.types),
         "typedefs": len(tc.typedefs),
         "enums": len(tc.enums),

@@ -42,7 +42,7 @@ from drgn import (
 
 from drgn_btfvars import sources
 from drgn_btfvars.btf import Btf, BtfError, BtfKind
-from drgn_btfvars.meta import VarsMeta, VarsMetaError
+from drgn_btfvars.meta import VarsMeta, VarsMetaError, release_hint
 from drgn_btfvars.types import TypeConverter
 
 __all__ = ("KernelBtf", "BtfVarsError", "FAKE_MODULE_NAME")
@@ -140,6 +140,7 @@ class KernelBtf:
         self._kallsyms: Optional[SymbolIndex] = None
         self._kallsyms_error: Optional[Exception] = None
         self._loading_kallsyms = False
+        self._modules_created = False
         self._module_kallsyms: Optional[SymbolIndex] = None
         self._loading_module_kallsyms = False
         self._vmcoreinfo: Optional[Dict[str, str]] = None
@@ -243,10 +244,36 @@ class KernelBtf:
                     data = self._read_vmlinux_bytes()
                     self._vmlinux = Btf(data, name="vmlinux")
                     self._vmlinux_bytes = data
+                    self._ensure_main_module()
                 except (BtfError, sources.BtfSourceError) as e:
                     self._vmlinux_error = e
                     self._warn(f"vmlinux BTF unavailable: {e}")
             return self._vmlinux
+
+    def _ensure_main_module(self) -> None:
+        """Give the kernel's main module its address range, as a vmlinux file
+        would: drgn reads the kernel's ORC from memory for stack traces only
+        for an address inside the main module. drgn creates that module with
+        the VMCOREINFO build ID when it enumerates modules; when we create it
+        first, we set the same build ID so that DWARF can still be found."""
+        try:
+            module = self.prog.main_module()
+            created = False
+        except LookupError:
+            module = self.prog.main_module("kernel", create=True)
+            created = True
+        if created:
+            build_id = self.vmcoreinfo().get("BUILD-ID")
+            if build_id:
+                try:
+                    module.build_id = bytes.fromhex(build_id)
+                except ValueError:
+                    pass
+        if module.address_ranges is None or not module.address_ranges:
+            start = self._symbol_address("_stext")
+            end = self._symbol_address("_end")
+            if start is not None and end is not None and start < end:
+                module.address_range = (start, end)
 
     def _read_vmlinux_bytes(self) -> bytes:
         arg = self._vmlinux_arg
@@ -353,23 +380,30 @@ class KernelBtf:
             return
         try:
             btf = Btf(data, base=vmlinux, name=FAKE_MODULE_NAME)
-        except BtfError as e:
-            raise BtfVarsError(f"variable BTF from {source} not used: {e}") from e
-        try:
             meta = VarsMeta.from_btf(btf)
-        except VarsMetaError as e:
+        except (BtfError, VarsMetaError) as e:
+            # Split BTF only parses over the base it was made for: a variable
+            # BTF of another build usually fails here. Name both builds.
+            theirs = release_hint(data)
+            if theirs is not None:
+                raise BtfVarsError(
+                    f"variable BTF from {source} refused: it was generated for {theirs}, "
+                    f"but this kernel is {self._kernel_build()} ({e})"
+                ) from e
             raise BtfVarsError(f"variable BTF from {source} not used: {e}") from e
         self._check_build(meta, source)
         self._vars, self._vars_meta, self._vars_source = btf, meta, source
 
+    def _kernel_build(self) -> str:
+        info = self.vmcoreinfo()
+        return f"{info.get('OSRELEASE', '?')} (build ID {info.get('BUILD-ID', '?').lower()})"
+
     def _check_build(self, meta: VarsMeta, source: str) -> None:
         assert self._vmlinux_bytes is not None
         digest = hashlib.sha256(self._vmlinux_bytes).digest()
-        info = self.vmcoreinfo()
-        kernel_build_id = info.get("BUILD-ID", "").lower()
-        kernel_release = info.get("OSRELEASE", "?")
+        kernel_build_id = self.vmcoreinfo().get("BUILD-ID", "").lower()
         theirs = f"{meta.release or '?'} (build ID {meta.build_id or '?'})"
-        ours = f"{kernel_release} (build ID {kernel_build_id or '?'})"
+        ours = self._kernel_build()
         if meta.build_id and kernel_build_id and not kernel_build_id.startswith(meta.build_id):
             raise BtfVarsError(
                 f"variable BTF from {source} refused: it was generated for {theirs}, "
@@ -630,6 +664,24 @@ class KernelBtf:
         """drgn object finder callback."""
         if self._loading_kallsyms:
             return None  # drgn's kallsyms loader asks for its own globals
+        obj = self._find_object(name, flags)
+        if obj is not None and not self._modules_created:
+            self._create_modules()
+        return obj
+
+    def _create_modules(self) -> None:
+        """Have drgn create its Module objects for the loaded kernel modules
+        (as ``load_default_debug_info()`` would): their address ranges and
+        section addresses are what drgn needs to read each module's ORC for
+        stack traces through module code."""
+        self._modules_created = True
+        try:
+            for _ in self.prog.loaded_modules():
+                pass
+        except Exception as e:  # a broken module list must not break lookups
+            self._warn(f"cannot enumerate kernel modules: {e}")
+
+    def _find_object(self, name: str, flags: FindObjectFlags) -> Optional[Object]:
         try:
             if flags & FindObjectFlags.VARIABLE:
                 obj = self._find_variable(name)
@@ -655,11 +707,7 @@ class KernelBtf:
         module the address range ORC and symbolization need."""
         for module in modules:
             if isinstance(module, MainModule):
-                if module.address_range is None:
-                    start = self._symbol_address("_stext")
-                    end = self._symbol_address("_end")
-                    if start is not None and end is not None and start < end:
-                        module.address_range = (start, end)
+                self._ensure_main_module()
                 if self.vmlinux() is not None and module.wants_debug_file():
                     module.debug_file_status = ModuleFileStatus.DONT_NEED
                 if module.wants_loaded_file():

@@ -24,11 +24,12 @@ enumerator                          value
 This module only reads it; it knows nothing of drgn.
 """
 
+import re
 from typing import Dict, Optional
 
-from drgn_btfvars.btf import Btf, BtfKind
+from drgn_btfvars.btf import Btf, BtfError, BtfHeader, BtfKind
 
-__all__ = ("META_ENUM_NAME", "META_FORMAT", "VarsMeta", "VarsMetaError")
+__all__ = ("META_ENUM_NAME", "META_FORMAT", "VarsMeta", "VarsMetaError", "release_hint")
 
 META_ENUM_NAME = "btf_global_variables_meta"
 META_FORMAT = 1
@@ -92,3 +93,24 @@ class VarsMeta:
             raw = b"".join(v.to_bytes(8, "big") for v in build_id)[:20]
             meta.build_id = raw.hex()
         return meta
+
+
+_RELEASE_RE = re.compile(rb"\0BTFVARS_RELEASE_([0-9a-f]{2,256})\0")
+
+
+def release_hint(data: bytes) -> Optional[str]:
+    """The kernel release a variable BTF names, read from its own string
+    section without its base: for an error message about a variable BTF that
+    does not fit this kernel (and so cannot be parsed over its vmlinux BTF)."""
+    try:
+        hdr = BtfHeader.parse(data)
+    except BtfError:
+        return None
+    start = hdr.hdr_len + hdr.str_off
+    m = _RELEASE_RE.search(data, max(start - 1, 0), start + hdr.str_len)
+    if m is None:
+        return None
+    try:
+        return bytes.fromhex(m.group(1).decode()).decode()
+    except ValueError:
+        return None

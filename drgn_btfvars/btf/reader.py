@@ -577,6 +577,15 @@ class Btf:
             head += f" type_id={t.type} component_idx={t.component_idx}"
         return "\n".join([head] + lines)
 
+    def _member_size(self, type_id: int) -> int:
+        """size_of for a member, where a FWD-free incomplete type has no size: 0."""
+        try:
+            return self.size_of(type_id)
+        except BtfError:
+            if self.kind(self.resolve(type_id)) in (BtfKind.FWD, BtfKind.VOID):
+                return 0
+            raise
+
     # -- full validation ---------------------------------------------------
 
     def validate(self) -> None:
@@ -596,6 +605,23 @@ class Btf:
             if k == BtfKind.FUNC and self.kind(t.type) != BtfKind.FUNC_PROTO:
                 raise BtfError(f"{self._what}: type id {tid} (FUNC): prototype {t.type} is not a "
                                f"FUNC_PROTO")
+            if k in (BtfKind.STRUCT, BtfKind.UNION):
+                for m in t.members:
+                    if m.bitfield_size:
+                        end = m.bit_offset + m.bitfield_size
+                    elif t.kind_flag or self.kind(self.resolve(m.type)) not in (BtfKind.INT,
+                                                                               BtfKind.ENUM):
+                        if m.bit_offset % 8 and t.kind_flag:
+                            raise BtfError(f"{self._what}: type id {tid} ({k.name}): member "
+                                           f"{m.name!r} not byte-aligned (bit offset "
+                                           f"{m.bit_offset})")
+                        end = m.bit_offset + 8 * self._member_size(m.type)
+                    else:  # kind_flag 0: an INT's own bits give the width
+                        u = self.type(self.resolve(m.type))
+                        end = m.bit_offset + (u.int_bits if u.kind == BtfKind.INT else 8 * u.size)
+                    if end > 8 * t.size:
+                        raise BtfError(f"{self._what}: type id {tid} ({k.name}): member "
+                                       f"{m.name!r} ends at bit {end}, past the size {t.size}")
             if k == BtfKind.DATASEC:
                 for s in t.secinfos:
                     if s.offset + s.size > t.size:

@@ -104,6 +104,9 @@ class BtfBuilder:
         return self.next_id() - 1
 
     def _u32s(self, *vals: int) -> bytes:
+        for v in vals:
+            if not -(1 << 31) <= v <= _U32:
+                raise ValueError(f"value {v} does not fit in 32 bits")
         return struct.pack(self._fmt + f"{len(vals)}I", *[v & _U32 for v in vals])
 
     def add_raw(self, kind: int, name: str, vlen: int, kind_flag: bool, size_or_type: int,
@@ -163,6 +166,9 @@ class BtfBuilder:
 
     def add_enum64(self, name: Optional[str], size: int, values: Sequence[Tuple[str, int]] = (),
                    signed: bool = False) -> int:
+        for n, v in values:
+            if not -(1 << 63) <= v < (1 << 64):
+                raise ValueError(f"enumerator {n!r} value {v} does not fit in 64 bits")
         extra = b"".join(self._u32s(self._name(n), v & _U32, (v >> 32) & _U32) for n, v in values)
         return self._add(BtfKind.ENUM64, name, len(values), signed, size, extra)
 

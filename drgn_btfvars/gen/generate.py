@@ -33,6 +33,7 @@ from drgn_btfvars.btf import Btf, BtfBuilder, BtfKind
 from . import meta as _meta
 from .pahole import btf_features, pahole_command, pahole_version, run_pahole
 from .repair import RepairReport, repair
+from .supplement import SupplementReport, supplement
 
 __all__ = [
     "GenerateResult",
@@ -60,12 +61,15 @@ class GenerateResult:
     seconds_pahole: float
     seconds_total: float
     bpftool: Optional[str] = None   # None: not run; "ok" or the error
+    supplement: Optional[SupplementReport] = None
 
     def lines(self) -> List[str]:
         """Human-readable summary."""
         return [
             f"pahole {self.pahole_version} --btf_features={self.btf_features} "
             f"({self.seconds_pahole:.1f} s)",
+            *([self.supplement.line()] if self.supplement else
+              ["variables pahole left out: not added (--no-dwarf-supplement)"]),
             *self.report.lines(),
             f"linker-script alias VARs added: {', '.join(self.alias_vars) or 'none'}",
             f"meta: release {self.meta.get('release')}, build-id {self.meta.get('build_id')}, "
@@ -171,7 +175,7 @@ def _alias_vars(base: Btf, split_names: set, info: _meta.VmlinuxInfo,
 def generate(vmlinux: Path, output: Path, *, base_path: Optional[Path] = None,
              pahole: Optional[str] = None, kernel_pahole: Optional[int] = None,
              features: Optional[str] = None, bpftool: Optional[str] = None,
-             raw_output: Optional[Path] = None,
+             raw_output: Optional[Path] = None, dwarf_supplement: bool = True,
              log: Callable[[str], None] = lambda s: None) -> GenerateResult:
     """Generate the variable BTF of ``vmlinux`` into ``output``."""
     t0 = time.monotonic()
@@ -192,6 +196,11 @@ def generate(vmlinux: Path, output: Path, *, base_path: Optional[Path] = None,
         raw_path = raw_output or Path(tmp) / "vars.raw.btf"
         dt_pahole, _ = run_pahole(argv, vmlinux, bpath, raw_path, feats)
         raw = raw_path.read_bytes()
+        sup: Optional[SupplementReport] = None
+        to_repair = raw
+        if dwarf_supplement:
+            to_repair, sup = supplement(raw, base, vmlinux)
+            log(sup.line())
         raw_btf = Btf(raw, base, name="pahole output")
         split_var_names = {raw_btf.type(v).name for v in raw_btf.vars() if v >= raw_btf.first_id}
         ds_names = [raw_btf.type(d).name for d in raw_btf.datasecs() if d >= raw_btf.first_id]
@@ -202,7 +211,7 @@ def generate(vmlinux: Path, output: Path, *, base_path: Optional[Path] = None,
             b.add_enum64(_meta.META_ENUM_NAME, 8,
                          _meta.meta_enumerators(base_bytes, info, ds_names, added), False)
 
-        builder, rep = repair(base, raw, extra=extra)
+        builder, rep = repair(base, to_repair, extra=extra)
         data = builder.to_bytes()
         problems = check_variable_btf(data, base)
         if problems:
@@ -223,4 +232,4 @@ def generate(vmlinux: Path, output: Path, *, base_path: Optional[Path] = None,
             checked = run_bpftool_check(bt, output, bpath)  # type: ignore[arg-type]
     return GenerateResult(output, f"{ver[0]}.{ver[1]}", feats, len(base_bytes), len(raw),
                           len(data), rep, added, m, counts, dt_pahole,
-                          time.monotonic() - t0, checked)
+                          time.monotonic() - t0, checked, sup)

@@ -272,3 +272,31 @@ def test_split_uses_base_layout():
     s.add_raw(42, "x", 3, False, 0, b"\0" * 12)
     with pytest.raises(BtfError, match="type id 1: unknown kind 42"):
         Btf(s.to_bytes(), plain)
+
+
+def test_validate_member_bounds():
+    b = BtfBuilder()
+    i = b.add_int("int", 4)
+    b.add_struct("ok", 8, [("a", i, 0, 0), ("b", i, 32, 0)])
+    b.add_struct("bits", 1, [("a", i, 0, 3), ("b", i, 3, 5)])
+    Btf(b.to_bytes()).validate()
+    for members, size in ([("a", i, 0, 0), ("b", i, 40, 0)], 8), ([("a", i, 5, 4)], 1):
+        b = BtfBuilder()
+        i = b.add_int("int", 4)
+        s = b.add_struct("bad", size, members)
+        with pytest.raises(BtfError, match=f"type id {s} \\(STRUCT\\): member .* past the size"):
+            Btf(b.to_bytes()).validate()
+
+
+def test_builder_rejects_out_of_range_values():
+    b = BtfBuilder()
+    with pytest.raises(ValueError):
+        b.add_ptr(-5)
+    with pytest.raises(ValueError):
+        b.add_array(1, 1, 1 << 32)
+    with pytest.raises(ValueError):
+        b.add_enum64("e", 8, [("X", 1 << 64)])
+    with pytest.raises(ValueError):
+        b.add_struct("s", 4, [("a", 1, 1 << 24, 1)])
+    with pytest.raises(ValueError):
+        b.add_string("a\0b")

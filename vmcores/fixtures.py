@@ -181,3 +181,20 @@ def vmcoreinfo(path: Path) -> Dict[str, str]:
                             out[k] = v
                     return out
     raise LookupError(f"{path}: no VMCOREINFO note")
+
+
+def dwarf_program(key: str) -> Any:
+    """A drgn program on the dump with the ``-dbg`` vmlinux DWARF loaded, or None without it.
+
+    Plugins are whatever this process has (set ``DRGN_DISABLE_PLUGINS='*'`` before the
+    first program is made to keep ours out, as ``truth.py`` does).
+    """
+    import drgn
+
+    vmlinux = debug_vmlinux(key)
+    if vmlinux is None:
+        return None
+    prog = drgn.Program()
+    prog.set_core_dump(str(vmcore_path(key)))
+    prog.load_debug_info([str(vmlinux)])
+    return prog

@@ -127,3 +127,14 @@ def test_scalar_values_read_back(prog: "drgn.Program", vmcore_truth: Dict[str, A
 def test_debug_vmlinux_never_downloads(vmcore_key: str) -> None:
     p = fixtures.debug_vmlinux(vmcore_key)
     assert p is None or p.is_file()
+
+
+def test_dwarf_program_agrees(vmcore_key: str, vmcore_truth: Dict[str, Any]) -> None:
+    if fixtures.debug_vmlinux(vmcore_key) is None:
+        pytest.skip("the -dbg vmlinux is not in the cache (python3 vmcores/kernels.py KEY dbg)")
+    p = fixtures.dwarf_program(vmcore_key)
+    for name in ("init_task", "jiffies_64", "nr_cpu_ids"):
+        obj = p.object(name)
+        row = next(v for v in vmcore_truth["variables"] if v["name"] == name)
+        assert obj.address_ == row["address"]
+        assert obj.type_.type_name() == row["type"]

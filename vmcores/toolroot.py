@@ -321,6 +321,10 @@ def fakemod(key: str, boot: bool = True) -> Dict[str, object]:
         "pahole": f"{psuite} {r.pahole_version}", "btf_features": r.btf_features,
         "base_size": r.base_size, "raw_size": r.raw_size, "vars_size": r.size,
         "ko_size": ko.stat().st_size, "counts": r.counts,
+        "pahole_counts": r.pahole_counts,
+        "supplement": None if r.supplement is None else {
+            "candidates": r.supplement.candidates, "added": r.supplement.added,
+            "new_types": r.supplement.new_types, "skipped": dict(r.supplement.skipped)},
         "repairs": {k2: v for k2, v in vars(r.report).items() if k2 != "dropped_names"},
         "dropped_names": r.report.dropped_names, "alias_vars": r.alias_vars,
         "bpftool": r.bpftool, "seconds_pahole": round(r.seconds_pahole, 1),

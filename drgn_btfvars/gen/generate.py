@@ -62,12 +62,14 @@ class GenerateResult:
     seconds_total: float
     bpftool: Optional[str] = None   # None: not run; "ok" or the error
     supplement: Optional[SupplementReport] = None
+    pahole_counts: Dict[str, int] = dataclasses.field(default_factory=dict)
 
     def lines(self) -> List[str]:
         """Human-readable summary."""
         return [
             f"pahole {self.pahole_version} --btf_features={self.btf_features} "
-            f"({self.seconds_pahole:.1f} s)",
+            f"({self.seconds_pahole:.1f} s): "
+            + ", ".join(f"{v} {k}" for k, v in self.pahole_counts.items()),
             *([self.supplement.line()] if self.supplement else
               ["variables pahole left out: not added (--no-dwarf-supplement)"]),
             *self.report.lines(),
@@ -202,6 +204,7 @@ def generate(vmlinux: Path, output: Path, *, base_path: Optional[Path] = None,
             to_repair, sup = supplement(raw, base, vmlinux)
             log(sup.line())
         raw_btf = Btf(raw, base, name="pahole output")
+        pahole_counts = {k.name: n for k, n in raw_btf.kind_counts().items()}
         split_var_names = {raw_btf.type(v).name for v in raw_btf.vars() if v >= raw_btf.first_id}
         ds_names = [raw_btf.type(d).name for d in raw_btf.datasecs() if d >= raw_btf.first_id]
         added: List[str] = []
@@ -232,4 +235,4 @@ def generate(vmlinux: Path, output: Path, *, base_path: Optional[Path] = None,
             checked = run_bpftool_check(bt, output, bpath)  # type: ignore[arg-type]
     return GenerateResult(output, f"{ver[0]}.{ver[1]}", feats, len(base_bytes), len(raw),
                           len(data), rep, added, m, counts, dt_pahole,
-                          time.monotonic() - t0, checked, sup)
+                          time.monotonic() - t0, checked, sup, pahole_counts)

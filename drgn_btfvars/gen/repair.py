@@ -71,7 +71,7 @@ class RepairReport:
     def lines(self) -> List[str]:
         """Human-readable summary lines."""
         out = [
-            f"raw: {self.raw_types} types ({self.raw_vars} VAR, {self.raw_datasecs} DATASEC, "
+            f"input: {self.raw_types} types ({self.raw_vars} VAR, {self.raw_datasecs} DATASEC, "
             f"{self.raw_types - self.raw_vars - self.raw_datasecs} other)",
             f"re-dedup against the base: {self.deduplicated} split types mapped onto base types "
             f"({self.dedup_passes} passes)",

@@ -34,9 +34,9 @@ from drgn_btfvars.btf import (
 
 __all__ = ["SupplementReport", "Unsupported", "DrgnToBtf", "supplement"]
 
-#: Names pahole filters on purpose (no useful value); we do the same.
-_SKIP_PREFIXES = ("__UNIQUE_ID", "__tpstrtab_", "__exitcall_", "__gendwarfksyms_ptr_",
-                  "__func_stack_frame_non_standard_")
+#: pahole also leaves out, on purpose, names with a few prefixes (``__tpstrtab_``,
+#: ``__UNIQUE_ID`` …); they are real typed globals that kallsyms lists (772 of
+#: the 798 still missing on 6.12 were ``__tpstrtab_*``), so they are added here.
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -218,8 +218,8 @@ def supplement(raw: bytes, base: Btf, vmlinux: Path) -> Tuple[bytes, SupplementR
                 if off in covered[sname] or not 0 <= off < 2 ** 32:
                     continue
                 name = sym.name
-                if not _IDENT.match(name) or name.startswith(_SKIP_PREFIXES):
-                    rep.skipped["not an identifier / filtered"] += 1
+                if not _IDENT.match(name):
+                    rep.skipped["not a C identifier (compiler-made local)"] += 1
                     continue
                 cands.append((name, sname, off, sym["st_size"],
                               sym["st_info"]["bind"] == "STB_GLOBAL"))
@@ -269,6 +269,8 @@ def supplement(raw: bytes, base: Btf, vmlinux: Path) -> Tuple[bytes, SupplementR
         rep.new_types = conv.new_types
     for d in datasecs:
         t = split.type(d)
-        b.add_datasec(t.name, t.size,
+        # pahole sizes a DATASEC to its last variable's end: grow it to cover ours.
+        size = max([t.size] + [o + n for _, o, n in extra[t.name]])
+        b.add_datasec(t.name, size,
                       [(remap(s.type), s.offset, s.size) for s in t.secinfos] + extra[t.name])
     return b.to_bytes(), rep

@@ -41,8 +41,9 @@ from drgn import (
 )
 
 from drgn_btfvars import sources
+from drgn_btfvars.bootstrap import BOOTSTRAP_SYMBOLS, BootstrapCache
 from drgn_btfvars.btf import Btf, BtfError, BtfKind
-from drgn_btfvars.meta import VarsMeta, VarsMetaError, release_hint
+from drgn_btfvars.meta import RECORD_PREFIX, VarsMeta, VarsMetaError, release_hint
 from drgn_btfvars.types import TypeConverter
 
 __all__ = ("KernelBtf", "BtfVarsError", "FAKE_MODULE_NAME")
@@ -76,6 +77,14 @@ BOOTSTRAP_DECLS: Dict[str, str] = {
 
 class BtfVarsError(Exception):
     """A BTF source that was found but cannot be used (e.g. another build's)."""
+
+
+def _list_head_ok(head: Object) -> bool:
+    """Whether a ``struct list_head`` looks like a list head (next->prev == head)."""
+    try:
+        return head.next.prev.value_() == head.address_
+    except Exception:
+        return False
 
 
 class _Candidate(NamedTuple):
@@ -140,13 +149,15 @@ class KernelBtf:
         self._kallsyms: Optional[SymbolIndex] = None
         self._kallsyms_error: Optional[Exception] = None
         self._loading_kallsyms = False
+        self._in_setup = False
         self._modules_created = False
         self._module_kallsyms: Optional[SymbolIndex] = None
         self._loading_module_kallsyms = False
         self._vmcoreinfo: Optional[Dict[str, str]] = None
-        self._var_locations: Dict[int, Dict[int, Tuple[int, str, int]]] = {}
+        self._bootstrap: Optional[BootstrapCache] = None
+        self._var_locations: Dict[int, Dict[int, Tuple[int, int, int]]] = {}
         self._section_bases: Dict[Tuple[int, int], Optional[int]] = {}
-        self._enum_index: Optional[Dict[str, List[Tuple[Btf, int, int]]]] = None
+        self._constants: Dict[str, Optional[Object]] = {}
         self._bootstrap_types: Dict[str, Type] = {}
 
     # ------------------------------------------------------------------
@@ -162,8 +173,15 @@ class KernelBtf:
         return bool(self.prog.flags & ProgramFlags.IS_LIVE)
 
     def vmcoreinfo(self) -> Dict[str, str]:
+        """VMCOREINFO as a dictionary (read once)."""
         if self._vmcoreinfo is None:
-            self._vmcoreinfo = _vmcoreinfo(self.prog)
+            # drgn builds the VMCOREINFO object with its own "char" type: our
+            # finders stay out of it (they may need VMCOREINFO themselves).
+            self._in_setup = True
+            try:
+                self._vmcoreinfo = _vmcoreinfo(self.prog)
+            finally:
+                self._in_setup = False
         return self._vmcoreinfo
 
     def kaslr_offset(self) -> int:
@@ -179,6 +197,7 @@ class KernelBtf:
             from drgn.helpers.linux.kallsyms import load_vmlinux_kallsyms
 
             # The loader itself looks symbols up (through this finder).
+            self.vmcoreinfo()
             self._loading_kallsyms = True
             try:
                 self._kallsyms = load_vmlinux_kallsyms(self.prog)
@@ -212,6 +231,47 @@ class KernelBtf:
             return []
         return list(index(self.prog, name, None, False))
 
+    def bootstrap_cache(self) -> BootstrapCache:
+        if self._bootstrap is None:
+            info = self.vmcoreinfo()
+            self._bootstrap = BootstrapCache(info.get("BUILD-ID", ""), self.kaslr_offset())
+            stext = info.get("SYMBOL(_stext)")
+            cached = self._bootstrap.address("_stext")
+            if stext and cached is not None and cached != int(stext, 16):
+                self._bootstrap.forget()  # another build with the same ID?
+        return self._bootstrap
+
+    def _bootstrap_address(self, name: str) -> Optional[int]:
+        """Address of one of :data:`BOOTSTRAP_SYMBOLS`: from the verified
+        variable BTF's records, else the per-build cache, else kallsyms
+        (which then fills the cache)."""
+        meta = self._vars_meta
+        if meta is not None and name in meta.symbols:
+            return (meta.symbols[name] + self.kaslr_offset()) & 0xFFFFFFFFFFFFFFFF
+        if self._kallsyms is None:
+            address = self.bootstrap_cache().address(name)
+            if address is not None:
+                return address
+        address = self._symbol_address(name)
+        if self._kallsyms is not None:
+            found = {}
+            for sym in BOOTSTRAP_SYMBOLS:
+                a = self._symbol_address(sym)
+                if a is not None:
+                    found[sym] = a
+            self.bootstrap_cache().store(found)
+        return address
+
+    def _bootstrap_failed(self, what: str) -> bool:
+        """A cached address failed its check: drop the cache; return whether
+        to retry (with kallsyms)."""
+        if self._kallsyms is None and self._bootstrap is not None and self._bootstrap.address(what) is not None:
+            self._warn(f"cached address of {what} for build {self._bootstrap.build_id} is wrong; "
+                       "dropped, using kallsyms")
+            self._bootstrap.forget()
+            return True
+        return False
+
     def _symbol_address(self, name: str) -> Optional[int]:
         syms = self._symbols(name)
         addrs = {s.address for s in syms}
@@ -241,8 +301,15 @@ class KernelBtf:
         with self._lock:
             if self._vmlinux is None and self._vmlinux_error is None:
                 try:
-                    data = self._read_vmlinux_bytes()
-                    self._vmlinux = Btf(data, name="vmlinux")
+                    try:
+                        data = self._read_vmlinux_bytes()
+                        btf = Btf(data, name="vmlinux")
+                    except (BtfError, sources.BtfSourceError):
+                        if not self._bootstrap_failed("__start_BTF"):
+                            raise
+                        data = self._read_vmlinux_bytes()
+                        btf = Btf(data, name="vmlinux")
+                    self._vmlinux = btf
                     self._vmlinux_bytes = data
                     self._ensure_main_module()
                 except (BtfError, sources.BtfSourceError) as e:
@@ -270,8 +337,8 @@ class KernelBtf:
                 except ValueError:
                     pass
         if module.address_ranges is None or not module.address_ranges:
-            start = self._symbol_address("_stext")
-            end = self._symbol_address("_end")
+            start = self._bootstrap_address("_stext")
+            end = self._bootstrap_address("_end")
             if start is not None and end is not None and start < end:
                 module.address_range = (start, end)
 
@@ -283,8 +350,8 @@ class KernelBtf:
             return sources.read_btf_file(arg)
         if self.is_live and (sources.SYSFS_BTF / "vmlinux").exists():
             return sources.read_btf_file(sources.SYSFS_BTF / "vmlinux")
-        start = self._symbol_address("__start_BTF")
-        stop = self._symbol_address("__stop_BTF")
+        start = self._bootstrap_address("__start_BTF")
+        stop = self._bootstrap_address("__stop_BTF")
         if start is None or stop is None:
             raise sources.BtfSourceError(
                 "no __start_BTF/__stop_BTF in kallsyms (is CONFIG_DEBUG_INFO_BTF set?)"
@@ -447,7 +514,7 @@ class KernelBtf:
         self, prog: Program, kinds: TypeKindSet, name: str, filename: Optional[str]
     ) -> Optional[Type]:
         """drgn type finder callback."""
-        if filename or self._loading_kallsyms:
+        if filename or self._loading_kallsyms or self._in_setup:
             return None  # BTF has no file names
         for kind in kinds:
             btf_kinds = _TYPE_KINDS.get(kind)
@@ -505,22 +572,28 @@ class KernelBtf:
         """A global needed to find module BTF, typed by the variable BTF if
         loaded, else by its fixed declaration."""
         decl = BOOTSTRAP_DECLS[name]
-        address = self._symbol_address(name)
-        if address is None:
-            raise LookupError(f"{name} is not in kallsyms (needs CONFIG_KALLSYMS_ALL)")
-        return Object(self.prog, self.prog.type(decl), address=address)
+        for _ in range(2):
+            address = self._bootstrap_address(name)
+            if address is None:
+                raise LookupError(f"{name} is not in kallsyms (needs CONFIG_KALLSYMS_ALL)")
+            obj = Object(self.prog, self.prog.type(decl), address=address)
+            if _list_head_ok(obj) or not self._bootstrap_failed(name):
+                return obj
+        return obj
 
     def _var_location(self, btf: Btf, var_id: int) -> Optional[Tuple[int, str, int]]:
         """(DATASEC index, section name, offset) of a VAR of ``btf``."""
         locs = self._var_locations.get(id(btf))
         if locs is None:
-            locs = {}
-            for index, sec_id in enumerate(btf.datasecs()):
-                sec = btf.type(sec_id)
-                for info in sec.secinfos:
-                    locs.setdefault(info.type, (index, sec.name, info.offset))
+            index_of = {sid: i for i, sid in enumerate(btf.datasecs())}
+            locs = {var: (index_of[sid], sid, off)
+                    for var, (sid, off, _) in btf.var_locations().items()}
             self._var_locations[id(btf)] = locs
-        return locs.get(var_id)
+        loc = locs.get(var_id)
+        if loc is None:
+            return None
+        index, sid, offset = loc
+        return index, btf.name(sid), offset
 
     def _section_base(self, btf: Btf, index: int, sec_name: str) -> Optional[int]:
         key = (id(btf), index)
@@ -621,8 +694,11 @@ class KernelBtf:
 
         pahole encodes one ``FUNC`` per name. When kallsyms has several
         functions of that name (statics in different files), nothing tells
-        which one the prototype describes, so none is returned.
+        which one the prototype describes, so none is returned; nor for a
+        name the variable BTF lists as having another function's prototype.
         """
+        if self.vars() is not None and name in self._vars_meta.bad_protos:
+            return None
         for btf in self._btfs_for_types():
             ids = btf.find(name, BtfKind.FUNC)
             if not ids:
@@ -637,32 +713,31 @@ class KernelBtf:
             return Object(self.prog, types[0], address=addrs.pop())
         return None
 
-    def _enumerators(self) -> Dict[str, List[Tuple[Btf, int, int]]]:
-        if self._enum_index is None:
-            index: Dict[str, List[Tuple[Btf, int, int]]] = {}
-            for btf in self._btfs_for_types():
-                for type_id in btf.ids():
-                    if btf.kind(type_id) not in (BtfKind.ENUM, BtfKind.ENUM64):
-                        continue
-                    for e in btf.type(type_id).enumerators:
-                        index.setdefault(e.name, []).append((btf, type_id, e.value))
-            if not self._loading_modules:
-                self._enum_index = index
-            return index
-        return self._enum_index
-
     def _find_constant(self, name: str) -> Optional[Object]:
-        found = self._enumerators().get(name)
-        if not found:
-            return None
-        btf, type_id, value = found[0]
-        return Object(self.prog, self.converter.type(btf, type_id), value=value)
+        """An enumerator: vmlinux first, then the variable BTF, then modules
+        (whose BTF is only read if the name is nowhere else)."""
+        if name in self._constants:
+            return self._constants[name]
+        obj = None
+        for btf in self._btfs_for_types():
+            for type_id, index in btf.find_enumerator(name):
+                t = btf.type(type_id)
+                if btf is self._vars and t.name.startswith(RECORD_PREFIX):
+                    continue  # our records, not kernel constants
+                obj = Object(self.prog, self.converter.type(btf, type_id),
+                             value=t.enumerators[index].value)
+                break
+            if obj is not None:
+                break
+        if not self._loading_modules:
+            self._constants[name] = obj
+        return obj
 
     def object_finder(
         self, prog: Program, name: str, flags: FindObjectFlags, filename: Optional[str]
     ) -> Optional[Object]:
         """drgn object finder callback."""
-        if self._loading_kallsyms:
+        if self._loading_kallsyms or self._in_setup:
             return None  # drgn's kallsyms loader asks for its own globals
         obj = self._find_object(name, flags)
         if obj is not None and not self._modules_created:

@@ -21,17 +21,26 @@ enumerator                          value
 ``BTFVARS_SYM_<name>``              link-time address of symbol ``<name>``
 =================================== =========================================
 
-This module only reads it; it knows nothing of drgn.
+A second enum, ``btf_global_variables_bad_protos`` (optional), names the
+functions whose one BTF ``FUNC`` prototype (pahole keeps one per name) is not
+the prototype of the function kallsyms has under that name — typically a
+same-named static whose code was inlined away (``copy_array`` on 6.1). Each
+enumerator is a function name; the plugin refuses to type those functions.
+
+This module only reads them; it knows nothing of drgn.
 """
 
 import re
-from typing import Dict, Optional
+from typing import Dict, Optional, Set
 
 from drgn_btfvars.btf import Btf, BtfError, BtfHeader, BtfKind
 
-__all__ = ("META_ENUM_NAME", "META_FORMAT", "VarsMeta", "VarsMetaError", "release_hint")
+__all__ = ("BAD_PROTOS_ENUM_NAME", "RECORD_PREFIX", "META_ENUM_NAME", "META_FORMAT", "VarsMeta", "VarsMetaError", "release_hint")
 
 META_ENUM_NAME = "btf_global_variables_meta"
+BAD_PROTOS_ENUM_NAME = "btf_global_variables_bad_protos"
+#: Enums of the variable BTF that are records of ours, not kernel types.
+RECORD_PREFIX = "btf_global_variables_"
 META_FORMAT = 1
 
 
@@ -50,6 +59,7 @@ class VarsMeta:
         self.release: Optional[str] = None
         self.section_addresses: Dict[int, int] = {}
         self.symbols: Dict[str, int] = {}
+        self.bad_protos: Set[str] = set()
 
     @classmethod
     def from_btf(cls, btf: Btf) -> "VarsMeta":
@@ -92,6 +102,9 @@ class VarsMeta:
         if seen_build_id:
             raw = b"".join(v.to_bytes(8, "big") for v in build_id)[:20]
             meta.build_id = raw.hex()
+        for i in btf.find(BAD_PROTOS_ENUM_NAME):
+            if btf.kind(i) in (BtfKind.ENUM, BtfKind.ENUM64):
+                meta.bad_protos.update(e.name for e in btf.type(i).enumerators)
         return meta
 
 

@@ -8,6 +8,7 @@ with the input raises :class:`BtfError` naming the type id or byte offset.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from array import array
@@ -33,6 +34,9 @@ _REF_KINDS = frozenset((BtfKind.PTR, BtfKind.TYPEDEF, BtfKind.VOLATILE, BtfKind.
                         BtfKind.RESTRICT, BtfKind.TYPE_TAG, BtfKind.FUNC, BtfKind.VAR,
                         BtfKind.DECL_TAG, BtfKind.FUNC_PROTO))
 _KINDS = {int(k): k for k in BtfKind}
+_SIMPLE_REF = frozenset((2, 8, 9, 10, 11, 18))
+_TYPE_DEFAULTS = {f.name: f.default for f in dataclasses.fields(BtfType)}
+_new = object.__new__  # frozen dataclasses are filled through __dict__ (3x faster)
 
 
 def load_accel():
@@ -167,9 +171,11 @@ class Btf:
                                        f"out of range (string section ends at {self.str_end}) "
                                        f"at offset {t0 + 4 * p}")
         self._cache: Dict[int, BtfType] = {}
+        self._scache: Dict[int, str] = {}
         self._index: Optional[Dict[str, List[int]]] = None
         self._cindex = None
         self._kinds: Optional[bytes] = None
+        self._enum_index: Optional[Dict[str, List[Tuple[int, int]]]] = None
         self._str_lookup: Optional[Dict[str, int]] = None
         self._ptr_size: Optional[int] = None
 
@@ -275,6 +281,67 @@ class Btf:
         """Ids of the DATASECs in THIS object, ascending."""
         return self._ids_of_kind(BtfKind.DATASEC)
 
+    def string_offsets(self, name: str) -> List[int]:
+        """Chain-wide offsets at which the string ``name`` starts (usually one
+        per BTF object of the chain), found without decoding any record."""
+        if not name:
+            return [0]
+        key = b"\0" + name.encode("utf-8", "surrogateescape") + b"\0"
+        out: List[int] = []
+        b: Optional[Btf] = self
+        while b is not None:
+            d, lo = b.data, b._sbase
+            hi = lo + b.header.str_len
+            i = d.find(key, lo, hi)
+            while i >= 0:
+                out.append(b.str_start + i + 1 - lo)
+                i = d.find(key, i + 1, hi)
+            b = b.base
+        return out
+
+    def find_enumerator(self, name: str) -> List[Tuple[int, int]]:
+        """``(type id, index)`` of every enumerator named ``name`` in THIS
+        object's ENUM/ENUM64 types, ascending. The index behind it is built
+        on first use from the raw records."""
+        if self._enum_index is None:
+            self._enum_index = self._build_enum_index()
+        return self._enum_index.get(name, [])
+
+    def _build_enum_index(self) -> Dict[str, List[Tuple[int, int]]]:
+        w, first = self._words, self.first_id
+        by_off: Dict[int, List[Tuple[int, int]]] = {}
+        for kind, step in ((BtfKind.ENUM, 2), (BtfKind.ENUM64, 3)):
+            for tid in self._ids_of_kind(kind):
+                p = self._offs[tid - first]
+                vlen = w[p + 1] & 0xFFFFFF
+                for j, o in enumerate(w[p + 3:p + 3 + step * vlen:step].tolist()):
+                    by_off.setdefault(o, []).append((tid, j))
+        index: Dict[str, List[Tuple[int, int]]] = {}
+        for o, ents in by_off.items():
+            index.setdefault(self.string(o), []).extend(ents)
+        for ents in index.values():
+            ents.sort()
+        return index
+
+    def var_locations(self) -> Dict[int, Tuple[int, int, int]]:
+        """VAR id → ``(DATASEC id, offset, size)`` for THIS object's DATASECs
+        (the first entry wins for a VAR listed twice), built from raw records."""
+        w, first = self._words, self.first_id
+        out: Dict[int, Tuple[int, int, int]] = {}
+        for sid in self._ids_of_kind(BtfKind.DATASEC):
+            p = self._offs[sid - first]
+            vlen = w[p + 1] & 0xFFFFFF
+            ents = w[p + 3:p + 3 + 3 * vlen]
+            types, offsets, sizes = ents[0::3].tolist(), ents[1::3].tolist(), ents[2::3].tolist()
+            for t, o, z in zip(types, offsets, sizes):
+                if t not in out:
+                    out[t] = (sid, o, z)
+        return out
+
+    def ids_of_kind(self, kind: int) -> Iterator[int]:
+        """Ids of the types of one kind in THIS object, ascending."""
+        return self._ids_of_kind(kind)
+
     def _ids_of_kind(self, kind: int) -> Iterator[int]:
         ks = self._kind_bytes()
         first = self.first_id
@@ -359,111 +426,149 @@ class Btf:
             self._cache[type_id] = t
         return t
 
-    def _ref(self, tid: int, what: str, type_id: int) -> int:
-        if tid >= self.end_id:
-            raise BtfError(f"{self._what}: type id {type_id}: {what} refers to type id {tid} "
-                           f"out of range (0..{self.end_id - 1}) at offset "
-                           f"{self._type_base + 4 * self._offs[type_id - self.first_id]}")
-        return tid
+    def _str(self, off: int) -> str:
+        """string() with a per-object cache (decoding hits the same names often)."""
+        s = self._scache.get(off)
+        if s is None:
+            s = self._scache[off] = self.string(off) if off else ""
+        return s
+
+    def _bad_ref(self, tid: int, what: str, type_id: int) -> BtfError:
+        return BtfError(f"{self._what}: type id {type_id}: {what} refers to type id {tid} "
+                        f"out of range (0..{self.end_id - 1}) at offset "
+                        f"{self._type_base + 4 * self._offs[type_id - self.first_id]}")
 
     def _decode(self, tid: int) -> BtfType:
         w = self._words
         p = self._offs[tid - self.first_id]
         no, info, st = w[p], w[p + 1], w[p + 2]
-        k = _KINDS.get((info >> 24) & 0x7F, BtfKind.UNKNOWN)
-        kflag = bool(info >> 31)
+        kn = (info >> 24) & 0x7F
+        k = _KINDS.get(kn, BtfKind.UNKNOWN)
+        kflag = info >> 31 == 1
         vlen = info & 0xFFFFFF
-        name = self.string(no) if no else ""
-        off = self._type_base + 4 * p
-        ref = self._ref
-        string = self.string
+        sstr = self._str
+        name = sstr(no) if no else ""
+        end = self.end_id
+        d = dict(_TYPE_DEFAULTS, id=tid, kind=k, name=name, kind_flag=kflag, vlen=vlen)
 
         def bad(msg: str) -> BtfError:
-            return BtfError(f"{self._what}: type id {tid} ({k.name}): {msg} at offset {off}")
+            return BtfError(f"{self._what}: type id {tid} ({k.name}): {msg} at offset "
+                            f"{self._type_base + 4 * p}")
 
-        if k == BtfKind.UNKNOWN:
-            return BtfType(tid, k, name, kflag, vlen)
-        if k == BtfKind.INT:
+        if kn in _SIMPLE_REF:  # PTR TYPEDEF VOLATILE CONST RESTRICT TYPE_TAG
+            if st >= end:
+                raise self._bad_ref(st, "type", tid)
+            d["type"] = st
+        elif kn == 12:  # FUNC
+            if st >= end:
+                raise self._bad_ref(st, "prototype", tid)
+            d["type"] = st
+            d["linkage"] = vlen
+        elif kn == 4 or kn == 5:  # STRUCT UNION
+            ms = []
+            q = p + 3
+            for _ in range(vlen):
+                mt = w[q + 1]
+                if mt >= end:
+                    raise self._bad_ref(mt, "member type", tid)
+                mo = w[q + 2]
+                m = _new(BtfMember)
+                m.__dict__.update(name=sstr(w[q]), type=mt,
+                                  bit_offset=mo & 0xFFFFFF if kflag else mo,
+                                  bitfield_size=mo >> 24 if kflag else 0)
+                ms.append(m)
+                q += 3
+            d["size"] = st
+            d["members"] = tuple(ms)
+        elif kn == 13:  # FUNC_PROTO
+            if st >= end:
+                raise self._bad_ref(st, "return type", tid)
+            ps = []
+            q = p + 3
+            variadic = False
+            for i in range(vlen):
+                pn, pt = w[q], w[q + 1]
+                if pn == 0 and pt == 0 and i == vlen - 1:
+                    variadic = True
+                else:
+                    if pt >= end:
+                        raise self._bad_ref(pt, "parameter type", tid)
+                    prm = _new(BtfParam)
+                    prm.__dict__.update(name=sstr(pn), type=pt)
+                    ps.append(prm)
+                q += 2
+            d["type"] = st
+            d["params"] = tuple(ps)
+            d["variadic"] = variadic
+        elif kn == 1:  # INT
             x = w[p + 3]
             enc, ioff, bits = (x >> 24) & 0x0F, (x >> 16) & 0xFF, x & 0xFF
             if st not in (1, 2, 4, 8, 16):
                 raise bad(f"size {st} not 1, 2, 4, 8 or 16")
             if x & 0xF000FF00 or bits == 0 or ioff + bits > 8 * st:
                 raise bad(f"bad encoding word 0x{x:08x} for size {st}")
-            return BtfType(tid, k, name, kflag, vlen, size=st, int_encoding=enc, int_offset=ioff,
-                           int_bits=bits)
-        if k in (BtfKind.PTR, BtfKind.TYPEDEF, BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT,
-                 BtfKind.TYPE_TAG):
-            return BtfType(tid, k, name, kflag, vlen, type=ref(st, "type", tid))
-        if k == BtfKind.ARRAY:
-            return BtfType(tid, k, name, kflag, vlen, array_type=ref(w[p + 3], "element type", tid),
-                           array_index_type=ref(w[p + 4], "index type", tid),
-                           array_nelems=w[p + 5])
-        if k in (BtfKind.STRUCT, BtfKind.UNION):
-            ms = []
-            q = p + 3
-            for _ in range(vlen):
-                mo = w[q + 2]
-                if kflag:
-                    bo, bsz = mo & 0xFFFFFF, mo >> 24
-                else:
-                    bo, bsz = mo, 0
-                ms.append(BtfMember(string(w[q]) if w[q] else "", ref(w[q + 1], "member type", tid),
-                                    bo, bsz))
-                q += 3
-            return BtfType(tid, k, name, kflag, vlen, size=st, members=tuple(ms))
-        if k == BtfKind.ENUM:
+            d.update(size=st, int_encoding=enc, int_offset=ioff, int_bits=bits)
+        elif kn == 3:  # ARRAY
+            et, it = w[p + 3], w[p + 4]
+            if et >= end:
+                raise self._bad_ref(et, "element type", tid)
+            if it >= end:
+                raise self._bad_ref(it, "index type", tid)
+            d.update(array_type=et, array_index_type=it, array_nelems=w[p + 5])
+        elif kn == 6 or kn == 19:  # ENUM ENUM64
             es = []
             q = p + 3
-            for _ in range(vlen):
-                v = w[q + 1]
-                es.append(BtfEnumerator(string(w[q]) if w[q] else "", _s32(v) if kflag else v))
-                q += 2
-            return BtfType(tid, k, name, kflag, vlen, size=st, enumerators=tuple(es))
-        if k == BtfKind.ENUM64:
-            es = []
-            q = p + 3
-            for _ in range(vlen):
-                v = w[q + 1] | (w[q + 2] << 32)
-                if kflag and v >> 63:
-                    v -= 1 << 64
-                es.append(BtfEnumerator(string(w[q]) if w[q] else "", v))
-                q += 3
-            return BtfType(tid, k, name, kflag, vlen, size=st, enumerators=tuple(es))
-        if k == BtfKind.FWD:
-            return BtfType(tid, k, name, kflag, vlen, fwd_union=kflag)
-        if k == BtfKind.FUNC:
-            return BtfType(tid, k, name, kflag, vlen, type=ref(st, "prototype", tid), linkage=vlen)
-        if k == BtfKind.FUNC_PROTO:
-            ps = []
-            q = p + 3
-            variadic = False
-            for i in range(vlen):
-                pn, pt = w[q], w[q + 1]
-                if i == vlen - 1 and pn == 0 and pt == 0:
-                    variadic = True
-                else:
-                    ps.append(BtfParam(string(pn) if pn else "", ref(pt, "parameter type", tid)))
-                q += 2
-            return BtfType(tid, k, name, kflag, vlen, type=ref(st, "return type", tid),
-                           params=tuple(ps), variadic=variadic)
-        if k == BtfKind.VAR:
-            return BtfType(tid, k, name, kflag, vlen, type=ref(st, "type", tid), linkage=w[p + 3])
-        if k == BtfKind.DATASEC:
+            if kn == 6:
+                for _ in range(vlen):
+                    v = w[q + 1]
+                    e = _new(BtfEnumerator)
+                    e.__dict__.update(name=sstr(w[q]), value=_s32(v) if kflag else v)
+                    es.append(e)
+                    q += 2
+            else:
+                for _ in range(vlen):
+                    v = w[q + 1] | (w[q + 2] << 32)
+                    if kflag and v >> 63:
+                        v -= 1 << 64
+                    e = _new(BtfEnumerator)
+                    e.__dict__.update(name=sstr(w[q]), value=v)
+                    es.append(e)
+                    q += 3
+            d["size"] = st
+            d["enumerators"] = tuple(es)
+        elif kn == 7:  # FWD
+            d["fwd_union"] = kflag
+        elif kn == 14:  # VAR
+            if st >= end:
+                raise self._bad_ref(st, "type", tid)
+            d["type"] = st
+            d["linkage"] = w[p + 3]
+        elif kn == 15:  # DATASEC
             ss = []
             q = p + 3
             for _ in range(vlen):
-                ss.append(BtfVarSecinfo(ref(w[q], "secinfo type", tid), w[q + 1], w[q + 2]))
+                vt = w[q]
+                if vt >= end:
+                    raise self._bad_ref(vt, "secinfo type", tid)
+                s = _new(BtfVarSecinfo)
+                s.__dict__.update(type=vt, offset=w[q + 1], size=w[q + 2])
+                ss.append(s)
                 q += 3
-            return BtfType(tid, k, name, kflag, vlen, size=st, secinfos=tuple(ss))
-        if k == BtfKind.FLOAT:
+            d["size"] = st
+            d["secinfos"] = tuple(ss)
+        elif kn == 16:  # FLOAT
             if st not in (2, 4, 8, 12, 16):
                 raise bad(f"size {st} not 2, 4, 8, 12 or 16")
-            return BtfType(tid, k, name, kflag, vlen, size=st)
-        if k == BtfKind.DECL_TAG:
-            return BtfType(tid, k, name, kflag, vlen, type=ref(st, "type", tid),
-                           component_idx=_s32(w[p + 3]))
-        raise bad("undecodable kind")  # pragma: no cover
+            d["size"] = st
+        elif kn == 17:  # DECL_TAG
+            if st >= end:
+                raise self._bad_ref(st, "type", tid)
+            d["type"] = st
+            d["component_idx"] = _s32(w[p + 3])
+        # else: a kind known only from the layout section: the common fields only.
+        t = _new(BtfType)
+        t.__dict__.update(d)
+        return t
 
     # -- C semantics -------------------------------------------------------
 

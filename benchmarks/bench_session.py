@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Whole-session cost of drgn-btfvars against bare drgn and drgn + DWARF.
+
+For each committed vmcore (or the keys given), in fresh processes:
+
+``bare``
+    ``program_from_core_dump()`` with every plugin disabled: no types at all.
+``btf``
+    the same with this plugin auto-loaded (entry point), then ``prog["jiffies"]``.
+``dwarf``
+    plugins disabled, ``load_debug_info([the -dbg vmlinux])``, then
+    ``prog["jiffies"]`` (only where the -dbg package is unpacked in the cache;
+    ``python3 vmcores/kernels.py <key> dbg`` fetches it).
+
+Each mode runs ``--runs`` times (warm page cache); the median wall time and
+peak RSS (``wait4`` rusage of the child) are printed, with the ratios the
+project's goals are stated in. Then, in one process per side, a sweep looks
+up every global the DWARF truth types and times it (BTF vs DWARF).
+
+Nothing here asserts a time: it prints measurements.
+
+Usage: ``python3 benchmarks/bench_session.py [KEY ...] [--runs N] [--no-sweep]``
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from vmcores import fixtures  # noqa: E402
+
+CHILD = r"""
+import os, sys, time
+mode, path = sys.argv[1], sys.argv[2]
+t0 = time.perf_counter()
+import drgn
+prog = drgn.program_from_core_dump(path)
+if mode == "dwarf":
+    prog.load_debug_info([sys.argv[3]])
+if mode != "bare":
+    prog["jiffies"].value_()
+print(time.perf_counter() - t0)
+"""
+
+SWEEP = r"""
+import json, os, sys, time
+mode, path, names_file = sys.argv[1], sys.argv[2], sys.argv[3]
+import drgn
+prog = drgn.program_from_core_dump(path)
+if mode == "dwarf":
+    prog.load_debug_info([sys.argv[4]])
+names = json.load(open(names_file))
+prog["jiffies"]  # the first lookup's set-up is measured by the session benchmark
+t0 = time.perf_counter()
+found = 0
+for n in names:
+    try:
+        prog[n]
+        found += 1
+    except (LookupError, ValueError):
+        pass
+print(json.dumps({"seconds": time.perf_counter() - t0, "found": found, "names": len(names)}))
+"""
+
+
+def run_child(code: str, args: List[str], env: Dict[str, str]) -> Tuple[float, int, str]:
+    """Run ``python3 -c code args``; return (wall seconds, peak RSS KiB, stdout)."""
+    with tempfile.TemporaryFile() as out:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", code, *args], env=env,
+                                stdout=out, stderr=subprocess.PIPE)
+        _, status, rusage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        out.seek(0)
+        text = out.read().decode()
+    if proc.returncode != 0:
+        raise RuntimeError(f"child failed ({proc.returncode}): {err[-2000:]}")
+    return wall, rusage.ru_maxrss, text
+
+
+def envs(key: str, tmp: Path) -> Dict[str, Dict[str, str]]:
+    base = dict(os.environ)
+    for var in ("DRGN_BTFVARS_DISABLE", "DRGN_BTFVARS_VARS", "DRGN_PLUGINS"):
+        base.pop(var, None)
+    off = dict(base, DRGN_DISABLE_PLUGINS="*")
+    on = dict(base)
+    on.pop("DRGN_DISABLE_PLUGINS", None)
+    loaded = "btf_global_variables" in " ".join(fixtures.manifest(key).get("extra_modules", []))
+    vars_zst = REPO / "vmcores" / key / "vars" / "btf_global_variables.btf.zst"
+    if not loaded and vars_zst.is_file():
+        import zstandard
+
+        vf = tmp / f"{key}-vars.btf"
+        vf.write_bytes(zstandard.ZstdDecompressor().decompress(vars_zst.read_bytes(),
+                                                               max_output_size=1 << 28))
+        on["DRGN_BTFVARS_VARS"] = str(vf)
+    return {"bare": off, "btf": on, "dwarf": off}
+
+
+def bench_key(key: str, runs: int, sweep: bool, tmp: Path) -> Dict[str, object]:
+    path = str(fixtures.vmcore_path(key))
+    vmlinux = fixtures.debug_vmlinux(key)
+    env = envs(key, tmp)
+    result: Dict[str, object] = {"key": key}
+    modes = ["bare", "btf"] + (["dwarf"] if vmlinux else [])
+    for mode in modes:
+        args = [mode, path] + ([str(vmlinux)] if mode == "dwarf" else [])
+        run_child(CHILD, args, env[mode])  # warm the page cache
+        samples = [run_child(CHILD, args, env[mode]) for _ in range(runs)]
+        result[mode] = {
+            "wall_s": statistics.median(s[0] for s in samples),
+            "rss_mib": statistics.median(s[1] for s in samples) / 1024,
+        }
+    if sweep:
+        names = [v["name"] for v in fixtures.truth(key)["variables"]]
+        nf = tmp / f"{key}-names.json"
+        nf.write_text(json.dumps(names))
+        for mode in ["btf"] + (["dwarf"] if vmlinux else []):
+            args = [mode, path, str(nf)] + ([str(vmlinux)] if mode == "dwarf" else [])
+            _, _, out = run_child(SWEEP, args, env[mode])
+            result[f"sweep_{mode}"] = json.loads(out)
+    return result
+
+
+def report(r: Dict[str, object]) -> str:
+    lines = [f"== {r['key']}"]
+    for mode in ("bare", "btf", "dwarf"):
+        if mode in r:
+            m = r[mode]
+            lines.append(f"  {mode:5s}  {m['wall_s'] * 1000:8.1f} ms  {m['rss_mib']:7.1f} MiB")
+    bare, btf, dwarf = r.get("bare"), r.get("btf"), r.get("dwarf")
+    if bare and btf:
+        lines.append(f"  BTF overhead over bare drgn: {(btf['wall_s'] - bare['wall_s']) * 1000:+.1f} ms, "
+                     f"{btf['rss_mib'] - bare['rss_mib']:+.1f} MiB")
+    if btf and dwarf:
+        lines.append(f"  BTF / DWARF: time {btf['wall_s'] / dwarf['wall_s']:.2f}x, "
+                     f"RSS {btf['rss_mib'] / dwarf['rss_mib']:.2f}x")
+    sb, sd = r.get("sweep_btf"), r.get("sweep_dwarf")
+    if sb:
+        lines.append(f"  sweep BTF:   {sb['found']}/{sb['names']} globals in {sb['seconds']:.2f} s")
+    if sd:
+        lines.append(f"  sweep DWARF: {sd['found']}/{sd['names']} globals in {sd['seconds']:.2f} s")
+    if sb and sd:
+        lines.append(f"  sweep BTF / DWARF: {sb['seconds'] / sd['seconds']:.2f}x")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("keys", nargs="*", help="vmcore keys (default: all committed)")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--no-sweep", action="store_true")
+    ap.add_argument("--json", help="also write the raw figures here")
+    args = ap.parse_args(argv)
+    keys = args.keys or fixtures.available()
+    if not keys:
+        print("no committed vmcores", file=sys.stderr)
+        return 1
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for key in keys:
+            r = bench_key(key, args.runs, not args.no_sweep, Path(tmp))
+            results.append(r)
+            print(report(r), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -468,16 +468,17 @@ def boot_and_dump(args: List[str], serial: Path, qmp_path: Path, dump: Path,
             p.unlink()
     timings: Dict[str, float] = {}
     t0 = time.monotonic()
-    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    qemu_log = serial.with_name("qemu.log")
+    with open(qemu_log, "wb") as out:  # a file, not a pipe: a full pipe would stall QEMU
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     log(f"qemu pid {proc.pid}")
     try:
         deadline = t0 + T_BOOT
         text = ""
         while True:
             if proc.poll() is not None:
-                out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-                raise RuntimeError(f"qemu exited ({proc.returncode}) before the marker: {out}\n"
+                raise RuntimeError(f"qemu exited ({proc.returncode}) before the marker: "
+                                   f"{tail(qemu_log)}\n"
                                    f"serial tail: {tail(serial)}")
             if serial.exists():
                 text = serial.read_text(errors="replace")

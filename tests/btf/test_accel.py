@@ -115,3 +115,15 @@ def test_identical_split_duplicate_strings():
         b = Btf(bytes(blob), base, accel=acc)
         assert b.find("int") == [b.first_id, b.first_id + 1]
         assert b.find_all("int") == [1, b.first_id, b.first_id + 1]
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+
+from .test_malformed import random_records  # noqa: E402
+
+
+@needs_accel
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_records())
+def test_identical_on_random_records(data):
+    assert outcome(data, accel=False) == outcome(data, accel=True)

@@ -300,3 +300,29 @@ def test_builder_rejects_out_of_range_values():
         b.add_struct("s", 4, [("a", 1, 1 << 24, 1)])
     with pytest.raises(ValueError):
         b.add_string("a\0b")
+
+
+@st.composite
+def random_records(draw):
+    """A valid header and string table around random records (random kinds, vlens, words)."""
+    order = draw(st.sampled_from(["<", ">"]))
+    strs = b"\0int\0s\0v\0"
+    recs = []
+    for _ in range(draw(st.integers(0, 12))):
+        kind = draw(st.integers(0, 21))
+        vlen = draw(st.integers(0, 4)) if draw(st.integers(0, 9)) else draw(st.integers(0, 0xFFFFFF))
+        kflag = draw(st.booleans())
+        words = [draw(st.sampled_from([0, 1, 2, 3, 5, 8, 0xFFFFFFFF, 0x80000000]) | st.integers(0, 40))
+                 for _ in range(draw(st.integers(1, 10)))]
+        info = (kflag << 31) | (kind << 24) | vlen
+        recs.append(struct.pack(order + "I", words[0] % 12) + struct.pack(order + "I", info)
+                    + struct.pack(order + f"{len(words) - 1}I", *words[1:]))
+    types = b"".join(recs)
+    hdr_ = struct.pack(order + "HBBI4I", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strs))
+    return hdr_ + types + strs
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_records())
+def test_random_records(data):
+    open_or_btferror(data)

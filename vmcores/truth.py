@@ -22,7 +22,9 @@ JSON object, zstd-compressed:
     symbol that DWARF resolves at the same address.  ``section`` is one of
     ``data bss rodata percpu init other`` (by address range); ``type`` is
     ``type_name()``; ``size`` is ``sizeof`` or null; ``value`` is the number for
-    scalars (int, bool, enum, float, pointer) or null.  A variable whose type is
+    scalars (int, bool, enum, float, pointer) or null; per-CPU variables have
+    ``value`` null and, for scalars, ``percpu_values``: one value per possible
+    CPU (``per_cpu(var, cpu)``).  A variable whose type is
     an anonymous struct/union/enum (possibly in arrays) also has ``layout``, the
     inline description of that type (see ``types``).
 ``data_symbols_unresolved``
@@ -183,6 +185,18 @@ def scalar_value(obj: Object) -> Any:
     if isinstance(v, bool):
         return int(v)
     return v
+
+
+def percpu_values(obj: Object, cpus: List[int]) -> Optional[List[Any]]:
+    """Each possible CPU's value of a scalar per-CPU variable (None if not a scalar)."""
+    from drgn.helpers.linux.percpu import per_cpu
+
+    t = obj.type_
+    while t.kind == TypeKind.TYPEDEF:
+        t = t.type
+    if t.kind not in SCALAR_KINDS:
+        return None
+    return [scalar_value(per_cpu(obj, cpu)) for cpu in cpus]
 
 
 def type_size(t: Type) -> Optional[int]:
@@ -477,6 +491,9 @@ def generate(key: str, vmcore: Path, vmlinux: Optional[Path] = None) -> Dict[str
     for s in syms:
         by_name.setdefault(s.name, []).append(s)
 
+    from drgn.helpers.linux.cpumask import for_each_possible_cpu
+
+    cpus = list(for_each_possible_cpu(prog))
     tc = TypeCollector()
     variables: List[Dict[str, Any]] = []
     unresolved: List[str] = []
@@ -510,8 +527,15 @@ def generate(key: str, vmcore: Path, vmlinux: Optional[Path] = None) -> Dict[str
                         "section": sections.classify(s.address),
                         "type": t.type_name(),
                         "size": type_size(t),
-                        "value": scalar_value(obj),
+                        "value": None,
                     }
+                    if row["section"] == "percpu":
+                        # The symbol address is an offset, not memory: give each CPU's value.
+                        pv = percpu_values(obj, cpus)
+                        if pv is not None:
+                            row["percpu_values"] = pv
+                    else:
+                        row["value"] = scalar_value(obj)
                     lay = inline_layout(t, tc)
                     if lay is not None:
                         row["layout"] = lay

@@ -124,6 +124,8 @@ class BtfHeader:
         version, flags = data[2], data[3]
         if version != BTF_VERSION:
             raise BtfError(f"{what}: unsupported version {version} at offset 2")
+        if flags:
+            raise BtfError(f"{what}: unsupported header flags 0x{flags:02x} at offset 3")
         (hdr_len,) = struct.unpack_from(fmt + "I", data, 4)
         if hdr_len < HDR_LEN_V1:
             raise BtfError(f"{what}: hdr_len {hdr_len} too small at offset 4")

@@ -114,6 +114,7 @@ def hdr(data: bytes, **fields) -> bytes:
     (b"", "truncated header"),
     (hdr(SMALL, magic=0x1234), "bad magic"),
     (hdr(SMALL, version=2), "unsupported version 2 at offset 2"),
+    (hdr(SMALL, flags=1), "unsupported header flags 0x01 at offset 3"),
     (hdr(SMALL, hdr_len=16), "hdr_len 16 too small"),
     (hdr(SMALL, hdr_len=28), "hdr_len 28"),
     (hdr(SMALL, hdr_len=1 << 30), "past the end"),

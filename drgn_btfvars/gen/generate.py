@@ -156,19 +156,17 @@ def _alias_vars(base: Btf, split_names: set, info: _meta.VmlinuxInfo,
                 b: BtfBuilder) -> List[str]:
     """Add VARs for linker-script aliases (outside any DATASEC); names added."""
     added = []
-    for alias, (target, quals, int_name) in _meta.ALIASES.items():
+    for alias, (_target, quals, int_name) in _meta.ALIASES.items():
         if alias in split_names or alias not in info.symbols:
             continue
         tid = _find_int(base, b, int_name)
-        for q in reversed(quals):  # innermost qualifier last in the tuple
-            found = None
-            for cand in range(1, base.end_id):
-                t = base.type(cand) if base.kind(cand) == BtfKind.VOLATILE and q == "volatile" \
-                    else None
-                if t is not None and t.type == tid:
-                    found = cand
-                    break
-            tid = found if found is not None else b.add_volatile(tid)
+        for q in reversed(quals):  # the innermost qualifier is the last one
+            kind = {"volatile": BtfKind.VOLATILE, "const": BtfKind.CONST}[q]
+            found = next((c for c in base.ids() if base.kind(c) == kind
+                          and base.type(c).type == tid), None)
+            if found is None:
+                found = b.add_volatile(tid) if q == "volatile" else b.add_const(tid)
+            tid = found
         b.add_var(alias, tid)
         added.append(alias)
     return added

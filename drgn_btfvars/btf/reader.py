@@ -691,6 +691,68 @@ class Btf:
                 return 0
             raise
 
+    def format_c(self, type_id: int, name: str = "") -> str:
+        """A C declaration of ``type_id`` (of ``name`` if given), e.g. ``struct list_head *``,
+        ``int (*)(void *, size_t)``, ``char * const p``; FUNC gives its prototype with the
+        function's name. Tags (TYPE_TAG, DECL_TAG) are left out."""
+        k = self.kind(type_id)
+        if k == BtfKind.FUNC:
+            return self._decl(self.type(type_id).type, self.name(type_id), 0)
+        if k == BtfKind.VAR:
+            return self._decl(self.type(type_id).type, name or self.name(type_id), 0)
+        return self._decl(type_id, name, 0)
+
+    def _decl(self, tid: int, inner: str, depth: int) -> str:
+        if depth > 64 + self.end_id // 1024:
+            raise BtfError(f"{self._what}: type id {tid}: declarator nesting too deep (cycle?)")
+        K = BtfKind
+        k = self.kind(tid)
+        if k == K.TYPE_TAG:
+            return self._decl(self.type(tid).type, inner, depth + 1)
+        if k in (K.CONST, K.VOLATILE, K.RESTRICT):
+            q = {K.CONST: "const", K.VOLATILE: "volatile", K.RESTRICT: "restrict"}[k]
+            target = self.type(tid).type
+            t2 = target
+            while self.kind(t2) == K.TYPE_TAG:
+                t2 = self.type(t2).type
+            if self.kind(t2) == K.PTR:
+                return self._decl(target, f" {q}" + (f" {inner}" if inner else ""), depth + 1)
+            if self.kind(t2) in (K.ARRAY, K.FUNC_PROTO):
+                return self._decl(target, inner, depth + 1)
+            return f"{q} " + self._decl(target, inner, depth + 1)
+        if k == K.PTR:
+            target = self.type(tid).type
+            t2 = target
+            while self.kind(t2) == K.TYPE_TAG:
+                t2 = self.type(t2).type
+            d = "*" + inner
+            if self.kind(t2) in (K.ARRAY, K.FUNC_PROTO):
+                d = f"({d})"
+            return self._decl(target, d, depth + 1)
+        if k == K.ARRAY:
+            t = self.type(tid)
+            return self._decl(t.array_type, f"{inner}[{t.array_nelems}]", depth + 1)
+        if k == K.FUNC_PROTO:
+            t = self.type(tid)
+            ps = [self._decl(p.type, p.name, depth + 1) for p in t.params]
+            if t.variadic:
+                ps.append("...")
+            return self._decl(t.type, f"{inner}({', '.join(ps) or 'void'})", depth + 1)
+        if k == K.VOID:
+            base = "void"
+        elif k in (K.STRUCT, K.UNION, K.ENUM, K.ENUM64, K.FWD):
+            t = self.type(tid)
+            kw = {K.STRUCT: "struct", K.UNION: "union", K.ENUM: "enum", K.ENUM64: "enum",
+                  K.FWD: "union" if t.fwd_union else "struct"}[k]
+            base = f"{kw} {t.name or '<anonymous>'}"
+        elif k in (K.INT, K.FLOAT, K.TYPEDEF):
+            base = self.name(tid)
+        else:
+            raise BtfError(f"{self._what}: type id {tid}: a {k.name} is not a C type")
+        if not inner:
+            return base
+        return f"{base} {inner}" if not inner.startswith(" ") else base + inner
+
     # -- full validation ---------------------------------------------------
 
     def validate(self) -> None:

@@ -92,3 +92,43 @@ def test_split_chain_depth_3():
     assert m2.kind(a) == BtfKind.STRUCT and m2.size_of(v) == 4
     with pytest.raises(BtfError, match="type id 99"):
         m2.type(99)
+
+
+def test_format_c():
+    b = BtfBuilder()
+    i = b.add_int("int", 4, BTF_INT_SIGNED)
+    c = b.add_int("char", 1)
+    cc = b.add_const(c)
+    pcc = b.add_ptr(cc)
+    cpcc = b.add_const(pcc)
+    arr = b.add_array(i, i, 4)
+    parr = b.add_ptr(arr)
+    proto = b.add_func_proto(i, [("fmt", pcc)], variadic=True)
+    pproto = b.add_ptr(proto)
+    afp = b.add_array(pproto, i, 2)
+    s = b.add_struct(None, 4, [])
+    fn = b.add_func("printk", proto)
+    tag = b.add_type_tag("user", c)
+    ptag = b.add_ptr(tag)
+    v = b.add_var("table", afp)
+    vol = b.add_volatile(i)
+    vp = b.add_ptr(0)
+    loop = b.add_typedef("loop", b.next_id() + 1)
+    b.add_const(loop)
+    btf = Btf(b.to_bytes())
+    assert btf.format_c(pcc) == "const char *"
+    assert btf.format_c(cpcc, "p") == "const char * const p"
+    assert btf.format_c(parr) == "int (*)[4]"
+    assert btf.format_c(pproto, "f") == "int (*f)(const char *fmt, ...)"
+    assert btf.format_c(afp, "t") == "int (*t[2])(const char *fmt, ...)"
+    assert btf.format_c(fn) == "int printk(const char *fmt, ...)"
+    assert btf.format_c(s) == "struct <anonymous>"
+    assert btf.format_c(ptag) == "char *"
+    assert btf.format_c(v) == "int (*table[2])(const char *fmt, ...)"
+    assert btf.format_c(vol, "x") == "volatile int x"
+    assert btf.format_c(vp) == "void *"
+    assert btf.format_c(loop) == "loop"  # a typedef is named, not followed
+    b2 = BtfBuilder()
+    d = b2.add_datasec(".data", 0, [])
+    with pytest.raises(BtfError, match="type id 1: a DATASEC is not a C type"):
+        Btf(b2.to_bytes()).format_c(d)

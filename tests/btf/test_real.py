@@ -82,3 +82,13 @@ def test_vmlinux_rewrite_trixie():
     assert b.byteorder == "big" and len(b) == len(a)
     for i in a.ids():
         assert a.type(i) == b.type(i)
+
+
+def test_format_c_real():
+    vml = Btf(fixture_bytes("sid", "vmlinux"))
+    (f,) = vml.find("kthread_create_on_node", BtfKind.FUNC)
+    assert vml.format_c(f) == ("struct task_struct *kthread_create_on_node(int (*threadfn)(void *), "
+                               "void *data, int node, const char *namefmt, ...)")
+    (ts,) = vml.find("task_struct", BtfKind.STRUCT)
+    decls = [vml.format_c(m.type, m.name) for m in vml.type(ts).members]
+    assert "struct task_struct *last_wakee" in decls and "const cpumask_t *cpus_ptr" in decls

@@ -34,6 +34,7 @@ __all__ = (
     "member_rows",
     "is_flattened_array",
     "is_zero_length_array",
+    "param_names_only",
 )
 
 _DIMS = re.compile(r"((?:\[\d+\])+)$")
@@ -226,7 +227,7 @@ def compare_types(
     return report
 
 
-def _param_names_only(dwarf_name: str, btf_type: Type) -> bool:
+def param_names_only(dwarf_name: str, btf_type: Type) -> bool:
     """Whether DWARF's function type name is BTF's with other parameter
     names (pahole took the prototype from another definition, such as the
     weak ``sys_ni.c`` stub of a syscall)."""
@@ -267,7 +268,7 @@ def compare_functions(
                        f"address: DWARF {addresses[name]:#x}, BTF {obj.address_:#x}")
             continue
         bucket, reason = _type_diff(tname, obj.type_.type_name())
-        if bucket == "mismatched" and _param_names_only(tname, obj.type_):
+        if bucket == "mismatched" and param_names_only(tname, obj.type_):
             bucket = "known_loss"
             reason = f"parameter names: DWARF {tname!r}, BTF {obj.type_.type_name()!r}"
         report.add(bucket, name, reason)

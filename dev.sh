@@ -30,7 +30,7 @@ case "${1:-}" in
     demo)
         setup
         shift
-        exec python3 -m drgn_btfvars.demo "$@"
+        exec python3 vmcores/demo.py "$@"
         ;;
     test)
         setup

@@ -775,6 +775,51 @@ class KernelBtf:
         return None
 
     # ------------------------------------------------------------------
+    # Status
+
+    def status(self) -> Dict[str, object]:
+        """What was found, as a dictionary (loads what is not loaded yet)."""
+        vmlinux = self.vmlinux()
+        v = self.vars()
+        mods = self.module_names()
+        out: Dict[str, object] = {
+            "kernel": self._kernel_build(),
+            "vmlinux_btf": None if vmlinux is None else {
+                "bytes": len(vmlinux.data), "types": len(vmlinux),
+                "percpu_vars": sum(1 for _ in vmlinux.vars())},
+            "variable_btf": None if v is None else {
+                "source": self._vars_source, "bytes": len(v.data), "types": len(v),
+                "vars": sum(1 for _ in v.vars()),
+                "refused_prototypes": len(self._vars_meta.bad_protos) if self._vars_meta else 0},
+            "module_btfs": {n: len(self._module_raw()[n].data) for n in mods},
+            "kallsyms": "not loaded" if self._kallsyms is None and self._kallsyms_error is None
+            else ("error: " + str(self._kallsyms_error) if self._kallsyms_error else "loaded"),
+            "bootstrap_cache": str(self.bootstrap_cache().path)
+            if self.bootstrap_cache().enabled else "disabled",
+            "warnings": list(self.warnings),
+        }
+        return out
+
+    def status_text(self) -> str:
+        """:meth:`status` for people."""
+        st = self.status()
+        lines = [f"drgn-btfvars: {st['kernel']}"]
+        vm = st["vmlinux_btf"]
+        lines.append("  vmlinux BTF:  " + ("MISSING" if vm is None else
+                     f"{vm['bytes']:,} bytes, {vm['types']:,} types, {vm['percpu_vars']} per-CPU variables"))
+        vb = st["variable_btf"]
+        lines.append("  variable BTF: " + ("none (stock kernel: per-CPU variables, functions and "
+                                           "constants only)" if vb is None else
+                     f"{vb['vars']:,} variables, {vb['types']:,} types, {vb['bytes']:,} bytes "
+                     f"from {vb['source']}"))
+        mb = st["module_btfs"]
+        lines.append(f"  module BTF:   {len(mb)} modules" + (f" ({', '.join(sorted(mb))})" if mb else ""))
+        lines.append(f"  kallsyms:     {st['kallsyms']}")
+        for w in st["warnings"]:
+            lines.append(f"  warning: {w}")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------
     # Debugging information
 
     def debug_info_finder(self, modules: Sequence[Module]) -> None:

@@ -19,7 +19,7 @@ void btfv_kinds(const uint32_t *w, const uint32_t *offs, size_t count, uint8_t *
 long btfv_index_build(const uint32_t *w, const uint32_t *offs, size_t count,
                       const char *const *segs, const uint32_t *start, const uint32_t *len,
                       int nseg, uint32_t *table, uint32_t mask, uint32_t *hashes,
-                      uint32_t *link, uint32_t *tail);
+                      uint32_t *link);
 long btfv_index_find(const char *name, size_t n, const uint32_t *w, const uint32_t *offs,
                      const char *const *segs, const uint32_t *start, const uint32_t *len,
                      int nseg, const uint32_t *table, uint32_t mask, const uint32_t *hashes,

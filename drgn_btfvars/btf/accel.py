@@ -73,14 +73,13 @@ class NameIndex:
         alloc = ffi.new_allocator(should_clear_after_alloc=False)
         self._hashes = alloc("uint32_t[]", max(n, 1))
         self._link = alloc("uint32_t[]", max(n, 1))
-        tail = alloc("uint32_t[]", max(n, 1))
         self._w = ffi.from_buffer("uint32_t[]", btf._words) if len(btf._words) else ffi.NULL
         self._o = ffi.from_buffer("uint32_t[]", btf._offs) if n else ffi.NULL
         self._words, self._offs = btf._words, btf._offs  # keep the buffers alive
         if n:
             rc = lib.btfv_index_build(self._w, self._o, n, self._segs, self._start, self._len,
                                       self._nseg, self._table, self._mask, self._hashes,
-                                      self._link, tail)
+                                      self._link)
             if rc < 0:  # cannot happen: name offsets were checked at open
                 raise AssertionError("name offset without a string")
         self._out = ffi.new("uint32_t[]", 64)
@@ -99,4 +98,7 @@ class NameIndex:
             self._cap = k
             self._out = ffi.new("uint32_t[]", k)
         first = self._first
-        return [first + self._out[i] for i in range(k)]
+        out = self._out
+        if k == 1:
+            return [first + out[0]]
+        return sorted([first + out[i] for i in range(k)])

@@ -167,15 +167,15 @@ static int same_name(const uint32_t *w, const uint32_t *offs, const char *const 
 /*
  * Build the name index: an open-addressing table (size a power of two,
  * mask = size - 1) holding, for each distinct name, the record index + 1 of
- * its first record (0 = empty); link[i] chains record i to the next record of
- * the same name (index + 1, 0 = last), in ascending order. hashes and link
- * hold `count` entries, tail is scratch of `count` entries.
+ * its first record (0 = empty); link[i] chains record i to another record of
+ * the same name (index + 1, 0 = last): the first record, then the others in
+ * descending order (callers sort). hashes and link hold `count` entries.
  * Returns the number of distinct names, or -1 if a name offset has no string.
  */
 long btfv_index_build(const uint32_t *w, const uint32_t *offs, size_t count,
                       const char *const *segs, const uint32_t *start, const uint32_t *len,
                       int nseg, uint32_t *table, uint32_t mask, uint32_t *hashes,
-                      uint32_t *link, uint32_t *tail)
+                      uint32_t *link)
 {
     long distinct = 0;
     const size_t AHEAD = 16;
@@ -216,15 +216,14 @@ long btfv_index_build(const uint32_t *w, const uint32_t *offs, size_t count,
             uint32_t e = table[slot];
             if (!e) {
                 table[slot] = (uint32_t)i + 1;
-                tail[i] = (uint32_t)i;
                 distinct++;
                 break;
             }
             if (hashes[e - 1] == h &&
                 (w[offs[e - 1]] == w[offs[i]] ||
                  same_name(w, offs, segs, start, len, nseg, e - 1, (uint32_t)i))) {
-                link[tail[e - 1]] = (uint32_t)i + 1;
-                tail[e - 1] = (uint32_t)i;
+                link[i] = link[e - 1];
+                link[e - 1] = (uint32_t)i + 1;
                 break;
             }
             slot = (slot + 1) & mask;
@@ -233,7 +232,7 @@ long btfv_index_build(const uint32_t *w, const uint32_t *offs, size_t count,
     return distinct;
 }
 
-/* Record indexes named name[0:n], ascending, into out (max entries); returns how many
+/* Record indexes named name[0:n] (first the lowest, then the others descending) into out (max entries); returns how many
    there are (may exceed max: call again with a larger buffer). */
 long btfv_index_find(const char *name, size_t n, const uint32_t *w, const uint32_t *offs,
                      const char *const *segs, const uint32_t *start, const uint32_t *len,

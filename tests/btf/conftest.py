@@ -48,3 +48,13 @@ def bpftool() -> "str | None":
         if p:
             return p
     return None
+
+
+@lru_cache(maxsize=None)
+def fixture_btf(key: str, name: str):
+    """A shared, read-only Btf of a fixture (modules split over the shared vmlinux), so that
+    the slow full decodes happen once per session."""
+    from drgn_btfvars.btf import Btf
+    if name == "vmlinux":
+        return Btf(fixture_bytes(key, name), name="vmlinux")
+    return Btf(fixture_bytes(key, name), fixture_btf(key, "vmlinux"), name=name)

@@ -4,7 +4,7 @@ import pytest
 
 from drgn_btfvars.btf import Btf, BtfBuilder, BtfKind
 
-from .conftest import KERNELS, MODULES, fixture_bytes
+from .conftest import KERNELS, MODULES, fixture_btf, fixture_bytes
 
 
 @pytest.fixture(scope="module", params=KERNELS)
@@ -53,15 +53,15 @@ def test_modules_split(chain):
 
 @pytest.mark.parametrize("key", KERNELS)
 def test_vmlinux_validates(key):
-    Btf(fixture_bytes(key, "vmlinux")).validate()
+    fixture_btf(key, "vmlinux").validate()
 
 
 @pytest.mark.parametrize("key", KERNELS)
 @pytest.mark.parametrize("mod", MODULES)
 def test_module_rewrite(key, mod):
     """Copying every record of a real split BTF through BtfBuilder reproduces it."""
-    vml = Btf(fixture_bytes(key, "vmlinux"))
-    b = Btf(fixture_bytes(key, mod), vml)
+    vml = fixture_btf(key, "vmlinux")
+    b = fixture_btf(key, mod)
     for order in ("little", "big"):
         w = BtfBuilder(vml, byteorder=order)
         for i in b.ids():
@@ -74,7 +74,7 @@ def test_module_rewrite(key, mod):
 
 def test_vmlinux_rewrite_trixie():
     """The whole trixie vmlinux BTF through BtfBuilder (big-endian) decodes identically."""
-    a = Btf(fixture_bytes("trixie", "vmlinux"))
+    a = fixture_btf("trixie", "vmlinux")
     w = BtfBuilder(byteorder="big")
     for i in a.ids():
         w.add_type(a.type(i))
@@ -85,7 +85,7 @@ def test_vmlinux_rewrite_trixie():
 
 
 def test_format_c_real():
-    vml = Btf(fixture_bytes("sid", "vmlinux"))
+    vml = fixture_btf("sid", "vmlinux")
     (f,) = vml.find("kthread_create_on_node", BtfKind.FUNC)
     assert vml.format_c(f) == ("struct task_struct *kthread_create_on_node(int (*threadfn)(void *), "
                                "void *data, int node, const char *namefmt, ...)")

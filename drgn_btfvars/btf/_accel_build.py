@@ -28,9 +28,11 @@ long btfv_index_find(const char *name, size_t n, const uint32_t *w, const uint32
 
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
-with open(os.path.join(HERE, "btf_accel_impl.c")) as _f:
-    ffibuilder.set_source("drgn_btfvars.btf._accel", _f.read(),
-                          extra_compile_args=["-O2"])
+# The implementation is compiled as a second source of the extension (so setuptools
+# also puts it in an sdist); the generated wrapper only needs the prototypes.
+_IMPL = os.path.relpath(os.path.join(HERE, "btf_accel_impl.c"))
+ffibuilder.set_source("drgn_btfvars.btf._accel", "#include <stddef.h>\n#include <stdint.h>\n" + CDEF,
+                      sources=[_IMPL], extra_compile_args=["-O2"])
 
 if __name__ == "__main__":
     ffibuilder.compile(tmpdir=os.path.join(HERE, "..", ".."), verbose=True)

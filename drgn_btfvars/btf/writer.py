@@ -132,6 +132,8 @@ class BtfBuilder:
     def _composite(self, kind: int, name: Optional[str], size: int,
                    members: Sequence[Tuple[Optional[str], int, int, int]],
                    kind_flag: Optional[bool]) -> int:
+        # (name, type, bit_offset) is accepted as (name, type, bit_offset, 0).
+        members = [tuple(m) + (0,) if len(m) == 3 else tuple(m) for m in members]
         if kind_flag is None:
             kind_flag = any(m[3] for m in members)
         extra = []

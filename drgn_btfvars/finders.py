@@ -46,7 +46,7 @@ from drgn_btfvars.btf import Btf, BtfError, BtfKind
 from drgn_btfvars.meta import RECORD_PREFIX, VarsMeta, VarsMetaError, release_hint
 from drgn_btfvars.types import TypeConverter
 
-__all__ = ("KernelBtf", "BtfVarsError", "FAKE_MODULE_NAME")
+__all__ = ("KernelBtf", "BtfVarsError", "FAKE_MODULE_NAME", "vars_search_path")
 
 logger = logging.getLogger("drgn_btfvars")
 
@@ -77,6 +77,35 @@ BOOTSTRAP_DECLS: Dict[str, str] = {
 
 class BtfVarsError(Exception):
     """A BTF source that was found but cannot be used (e.g. another build's)."""
+
+
+def vars_search_path(release: str, build_id: str) -> List[Path]:
+    """Where a variable BTF for a kernel is looked for when the fake module
+    is not loaded and none was given (``enable(vars_btf=...)`` or
+    ``$DRGN_BTFVARS_VARS``), in order; each may be raw BTF or the
+    ``btf_global_variables.ko`` itself, and is used only if its identity
+    record matches the kernel:
+
+    1. each directory of ``$DRGN_BTFVARS_PATH`` (colon-separated), then
+    2. ``$XDG_DATA_HOME/drgn-btfvars`` (``~/.local/share/drgn-btfvars``), then
+    3. ``/usr/lib/drgn-btfvars``,
+
+    and in each directory ``<build-id>.btf``, then
+    ``<release>/btf_global_variables.btf`` and
+    ``<release>/btf_global_variables.ko``.
+    """
+    dirs = [Path(d) for d in os.environ.get("DRGN_BTFVARS_PATH", "").split(":") if d]
+    xdg = os.environ.get("XDG_DATA_HOME")
+    dirs.append((Path(xdg) if xdg else Path.home() / ".local" / "share") / "drgn-btfvars")
+    dirs.append(Path("/usr/lib/drgn-btfvars"))
+    out = []
+    for d in dirs:
+        if re.fullmatch(r"[0-9a-fA-F]{8,128}", build_id or ""):
+            out.append(d / f"{build_id.lower()}.btf")
+        if release and "/" not in release and release not in (".", ".."):
+            out.append(d / release / "btf_global_variables.btf")
+            out.append(d / release / "btf_global_variables.ko")
+    return out
 
 
 def _list_head_ok(head: Object) -> bool:
@@ -443,6 +472,13 @@ class KernelBtf:
             raw = self._module_raw().get(FAKE_MODULE_NAME)
             if raw is not None:
                 data, source = raw.data, f"module {FAKE_MODULE_NAME}"
+        if data is None and self.use_fake_module:
+            path = self._search_vars_file()
+            if path is not None:
+                try:
+                    data, source = sources.read_btf_file(path), str(path)
+                except sources.BtfSourceError as e:
+                    raise BtfVarsError(f"variable BTF not used: {e}") from e
         if data is None:
             return
         try:
@@ -464,6 +500,14 @@ class KernelBtf:
     def _kernel_build(self) -> str:
         info = self.vmcoreinfo()
         return f"{info.get('OSRELEASE', '?')} (build ID {info.get('BUILD-ID', '?').lower()})"
+
+    def _search_vars_file(self) -> Optional[Path]:
+        """The first existing file of :func:`vars_search_path` for this kernel."""
+        info = self.vmcoreinfo()
+        for path in vars_search_path(info.get("OSRELEASE", ""), info.get("BUILD-ID", "")):
+            if path.is_file():
+                return path
+        return None
 
     def _check_build(self, meta: VarsMeta, source: str) -> None:
         assert self._vmlinux_bytes is not None

@@ -235,18 +235,23 @@ class Cpio:
         self.buf += b"\0" * (-len(self.buf) % 4)
 
     def dir(self, name: str) -> None:
+        """A directory (0755)."""
         self._entry(name, stat.S_IFDIR | 0o755)
 
     def file(self, name: str, data: bytes, mode: int = 0o644) -> None:
+        """A regular file with its contents."""
         self._entry(name, stat.S_IFREG | mode, data)
 
     def symlink(self, name: str, target: str) -> None:
+        """A symbolic link."""
         self._entry(name, stat.S_IFLNK | 0o777, target.encode())
 
     def chardev(self, name: str, major: int, minor: int) -> None:
+        """A character device node (the archive needs no root to hold one)."""
         self._entry(name, stat.S_IFCHR | 0o600, rdev=(major, minor))
 
     def finish(self) -> bytes:
+        """The archive: entries, trailer, padded to 512 bytes."""
         self._entry("TRAILER!!!", 0)
         self.buf += b"\0" * (-len(self.buf) % 512)
         return bytes(self.buf)
@@ -491,6 +496,9 @@ def boot_and_dump(args: List[str], serial: Path, qmp_path: Path, dump: Path,
             time.sleep(0.2)
         timings["boot_s"] = round(time.monotonic() - t0, 1)
         log(f"marker after {timings['boot_s']} s")
+        failures = [line for line in text.splitlines() if "FAILED" in line]
+        if failures:
+            raise RuntimeError("guest setup failed: " + "; ".join(failures))
         if expect_extra and EXTRA_OK not in text:
             raise RuntimeError("the extra module's BTF is not in /sys/kernel/btf (rejected?); "
                                f"serial tail:\n{tail(serial)}")

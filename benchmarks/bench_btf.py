@@ -139,7 +139,7 @@ def main(argv: Optional[List[str]] = None) -> int:
               f"{'(median)':>9} {'open ratio':>11} {'finds ratio':>12}")
         for label, o, lk in rows:
             ro = f"{o[0] / lb[0][0]:.2f}x" if lb else "-"
-            rl = f"{lk[0] / lb[1][0]:.3f}x" if lb else "-"
+            rl = f"{lk[0] / lb[1][0]:.2g}x" if lb else "-"
             print(f"{label:<20} {o[0] * 1e3:>14.1f} {o[1] * 1e3:>9.1f} {lk[0] * 1e3:>14.2f} "
                   f"{lk[1] * 1e3:>9.2f} {ro:>11} {rl:>12}")
     return 0

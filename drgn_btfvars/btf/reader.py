@@ -13,7 +13,7 @@ import os
 import sys
 from array import array
 from collections import Counter
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .format import (
     BTF_VERSION, HDR_LEN_V1, KIND_ELEM_SIZE, KIND_INFO_SIZE, MAX_KIND, MAX_SIZE, MAX_TYPE_ID,
@@ -377,8 +377,9 @@ class Btf:
                 old.sort()
         return index
 
-    def find(self, name: str, kind: "BtfKind | None" = None) -> List[int]:
-        """Ids named ``name`` in THIS object only (optionally of one kind), ascending."""
+    def find(self, name: str, kind: "BtfKind | Iterable[BtfKind] | None" = None) -> List[int]:
+        """Ids named ``name`` in THIS object only, ascending; ``kind`` keeps one kind, or a
+        family given as several (e.g. ``(BtfKind.ENUM, BtfKind.ENUM64)``)."""
         if self._accel is not None:
             if self._cindex is None:
                 self._cindex = self._accel.NameIndex(self)
@@ -391,9 +392,12 @@ class Btf:
             return []
         if kind is None:
             return list(ids)
-        return [i for i in ids if self.kind(i) == kind]
+        if isinstance(kind, int):
+            return [i for i in ids if self.raw_kind(i) == kind]
+        kinds = {int(k) for k in kind}
+        return [i for i in ids if self.raw_kind(i) in kinds]
 
-    def find_all(self, name: str, kind: "BtfKind | None" = None) -> List[int]:
+    def find_all(self, name: str, kind: "BtfKind | Iterable[BtfKind] | None" = None) -> List[int]:
         """Ids named ``name`` in the whole chain: bases first, then this object."""
         chain = []
         b: Optional[Btf] = self
@@ -703,7 +707,7 @@ class Btf:
         return self._decl(type_id, name, 0)
 
     def _decl(self, tid: int, inner: str, depth: int) -> str:
-        if depth > 64 + self.end_id // 1024:
+        if depth > 200:
             raise BtfError(f"{self._what}: type id {tid}: declarator nesting too deep (cycle?)")
         K = BtfKind
         k = self.kind(tid)

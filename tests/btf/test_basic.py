@@ -132,3 +132,15 @@ def test_format_c():
     d = b2.add_datasec(".data", 0, [])
     with pytest.raises(BtfError, match="type id 1: a DATASEC is not a C type"):
         Btf(b2.to_bytes()).format_c(d)
+
+
+def test_find_kind_family():
+    b = BtfBuilder()
+    e = b.add_enum("e", 4, [("A", 1)])
+    e64 = b.add_enum64("e", 8, [("B", 1 << 40)])
+    s = b.add_struct("e", 4, [])
+    btf = Btf(b.to_bytes())
+    assert btf.find("e") == [e, e64, s]
+    assert btf.find("e", BtfKind.ENUM) == [e]
+    assert btf.find("e", (BtfKind.ENUM, BtfKind.ENUM64)) == [e, e64]
+    assert btf.find_all("e", [BtfKind.STRUCT]) == [s]

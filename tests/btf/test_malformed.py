@@ -327,3 +327,25 @@ def random_records(draw):
 @given(random_records())
 def test_random_records(data):
     open_or_btferror(data)
+
+
+def test_deep_chains_no_recursion_error():
+    b = BtfBuilder()
+    i = b.add_int("int", 4)
+    t = i
+    for _ in range(3000):
+        t = b.add_ptr(t)
+    top = t
+    td = i
+    for n in range(3000):
+        td = b.add_typedef(f"t{n}", td)
+    c1 = b.add_const(b.next_id() + 1)  # const -> ptr -> const: a pointer cycle
+    p1 = b.add_ptr(c1)
+    btf = Btf(b.to_bytes())
+    assert btf.size_of(top) == 8 and btf.resolve(td) == i and btf.size_of(td) == 4
+    with pytest.raises(BtfError, match="nesting too deep"):
+        btf.format_c(top)
+    with pytest.raises(BtfError, match="nesting too deep"):
+        btf.format_c(p1)
+    assert btf.format_c(td) == "t2999"
+    btf.validate()

@@ -51,13 +51,15 @@ class SupplementReport:
     candidates: int = 0
     added: int = 0
     new_types: int = 0
+    completed: int = 0             # ``T []`` declarations given their length from the symbol
     skipped: Counter = dataclasses.field(default_factory=Counter)
     added_names: List[str] = dataclasses.field(default_factory=list)
 
     def line(self) -> str:
         why = ", ".join(f"{n} {k}" for k, n in self.skipped.most_common())
         return (f"variables pahole left out, typed from DWARF: {self.added} of {self.candidates} "
-                f"candidates added ({self.new_types} new type records before dedup)"
+                f"candidates added ({self.completed} incomplete arrays sized from their "
+                f"symbol; {self.new_types} new type records before dedup)"
                 + (f"; skipped: {why}" if why else ""))
 
 
@@ -168,6 +170,27 @@ class DrgnToBtf:
         raise Unsupported(f"type kind {k.name}")
 
 
+def _complete_array(prog, typ, size: int, rep: "SupplementReport"):
+    """``T []`` (drgn may answer a name with its declaration) → ``T [size / sizeof(T)]``.
+
+    drgn's lookup by name is not deterministic when a name has a declaration
+    and a definition; the symbol's size gives the definition's length, so the
+    result does not depend on which DIE drgn picked.
+    """
+    from drgn import TypeKind, sizeof
+
+    if typ.kind != TypeKind.ARRAY or typ.length is not None:
+        return typ
+    try:
+        esz = sizeof(typ.type)
+    except (ValueError, TypeError):
+        return typ
+    if esz <= 0 or size % esz:
+        return typ
+    rep.completed += 1
+    return prog.array_type(typ.type, size // esz, qualifiers=typ.qualifiers)
+
+
 def _drgn_vmlinux(vmlinux: Path):
     """A drgn Program with ``vmlinux``'s DWARF at its link-time addresses (no core)."""
     import drgn
@@ -250,6 +273,7 @@ def supplement(raw: bytes, base: Btf, vmlinux: Path) -> Tuple[bytes, SupplementR
             if obj.address_ != addr_of[sname] + off:
                 rep.skipped["DWARF variable of that name elsewhere"] += 1
                 continue
+            typ = _complete_array(prog, typ, size, rep)
             try:
                 from drgn import sizeof
                 if sizeof(typ) != size:

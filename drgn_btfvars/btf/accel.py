@@ -88,7 +88,10 @@ class NameIndex:
     def find(self, name: str) -> List[int]:
         if not len(self._offs) or "\0" in name:
             return []
-        raw = name.encode("utf-8", "surrogateescape")
+        try:
+            raw = name.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a lone surrogate: no stored name decodes to it
+            return []
         while True:
             k = lib.btfv_index_find(raw, len(raw), self._w, self._o, self._segs, self._start,
                                     self._len, self._nseg, self._table, self._mask, self._hashes,

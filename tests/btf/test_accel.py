@@ -58,6 +58,8 @@ def outcome(data, base=None, accel=True):
             continue
         facts.append((i, b.raw_kind(i), nm, b.find(nm), b.find(nm, b.kind(i))))
     facts.append(b.find("\0x"))
+    facts.append(b.find("\ud800"))
+    facts.append(b.find("\udcff"))
     facts.append(b.find(""))
     return facts
 

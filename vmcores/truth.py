@@ -26,7 +26,12 @@ JSON object, zstd-compressed:
     ``value`` null and, for scalars, ``percpu_values``: one value per possible
     CPU (``per_cpu(var, cpu)``).  A variable whose type is
     an anonymous struct/union/enum (possibly in arrays) also has ``layout``, the
-    inline description of that type (see ``types``).
+    inline description of that type (see ``types``).  ``repeated: true`` marks
+    names shared by several kallsyms data symbols (statics of different files:
+    the row is the one DWARF resolved, at its own address).  When DWARF answered
+    with a declaration of an incomplete array (``const char []``), the length is
+    taken from the debug vmlinux's ELF symbol size and ``completed_from_symtab:
+    true`` is set.
 ``data_symbols_unresolved``
     names of kallsyms data symbols that DWARF did not resolve at their address.
 ``functions``
@@ -35,6 +40,8 @@ JSON object, zstd-compressed:
 ``functions_duplicates``
     ``{name: [[address, type_name], ...]}`` for names with several resolved
     definitions (static functions of different files).
+``function_names_repeated``
+    names shared by several kallsyms function symbols (whatever DWARF resolved).
 ``types``
     ``{type_name: {kind, size, members}}`` for every named struct/union reached
     from the variables and functions (through pointers, arrays, typedefs,
@@ -185,6 +192,28 @@ def scalar_value(obj: Object) -> Any:
     if isinstance(v, bool):
         return int(v)
     return v
+
+
+def complete_array(prog: Program, t: Type, address: int) -> Optional[Type]:
+    """The complete array type for a variable DWARF gave as an incomplete array.
+
+    drgn sometimes answers a name with a declaration (``extern const char
+    linux_banner[];``).  The definition's length is the debug vmlinux's ELF
+    symbol size divided by the element size.
+    """
+    u = t.unqualified()
+    if u.kind != TypeKind.ARRAY or u.length is not None:
+        return None
+    elem = type_size(u.type)
+    if not elem:
+        return None
+    try:
+        sym = prog.symbol(address)
+    except LookupError:
+        return None
+    if sym.address != address or not sym.size or sym.size % elem:
+        return None
+    return prog.array_type(u.type, sym.size // elem, qualifiers=t.qualifiers)
 
 
 def percpu_values(obj: Object, cpus: List[int]) -> Optional[List[Any]]:
@@ -499,6 +528,7 @@ def generate(key: str, vmcore: Path, vmlinux: Optional[Path] = None) -> Dict[str
     unresolved: List[str] = []
     functions: Dict[str, str] = {}
     functions_duplicates: Dict[str, List[List[Any]]] = {}
+    function_names_repeated: List[str] = []
     n_data = n_func = 0
     lookup_errors: Dict[str, str] = {}
     for name, group in by_name.items():
@@ -536,6 +566,14 @@ def generate(key: str, vmcore: Path, vmlinux: Optional[Path] = None) -> Dict[str
                             row["percpu_values"] = pv
                     else:
                         row["value"] = scalar_value(obj)
+                    if len(data_syms) > 1:
+                        row["repeated"] = True  # several data symbols share this name
+                    completed = complete_array(prog, t, s.address)
+                    if completed is not None:
+                        t = completed
+                        row["type"] = t.type_name()
+                        row["size"] = type_size(t)
+                        row["completed_from_symtab"] = True
                     lay = inline_layout(t, tc)
                     if lay is not None:
                         row["layout"] = lay
@@ -546,6 +584,8 @@ def generate(key: str, vmcore: Path, vmlinux: Optional[Path] = None) -> Dict[str
                 unresolved.append(name)
         if func_syms:
             n_func += len(func_syms)
+            if len(func_syms) > 1:
+                function_names_repeated.append(name)
             found = resolve_functions(prog, name, func_syms, lookup_errors)
             if found:
                 # Deterministic choice for names defined more than once: the lowest address.
@@ -591,6 +631,7 @@ def generate(key: str, vmcore: Path, vmlinux: Optional[Path] = None) -> Dict[str
         "lookup_errors": lookup_errors,
         "functions": functions,
         "functions_duplicates": functions_duplicates,
+        "function_names_repeated": sorted(function_names_repeated),
         "types": tc.types,
         "typedefs": tc.typedefs,
         "enums": tc.enums,

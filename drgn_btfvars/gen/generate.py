@@ -6,12 +6,15 @@ Steps (each reported):
    ``.BTF`` section, which is byte-identical to what the kernel keeps);
 2. pahole (≥ 1.28, ``global_var``) encodes every variable as split BTF over
    that base (:mod:`.pahole`);
-3. the repairs (:mod:`.repair`): structural re-dedup against the base,
+3. the variables pahole leaves out (extern-declared arrays typed from their
+   incomplete declaration, a few filtered name prefixes), typed from DWARF
+   through drgn (:mod:`.supplement`; ``dwarf_supplement=False`` to skip);
+4. the repairs (:mod:`.repair`): structural re-dedup against the base,
    DATASEC entries sorted and disjoint (duplicates dropped), pruning,
    renumbering;
-4. the linker-script alias VARs and the ``btf_global_variables_meta`` enum
+5. the linker-script alias VARs and the ``btf_global_variables_meta`` enum
    (:mod:`.meta`);
-5. self-check (:func:`check_variable_btf`) and, when a bpftool is available,
+6. self-check (:func:`check_variable_btf`) and, when a bpftool is available,
    ``bpftool btf dump file OUT -B BASE``.
 """
 

@@ -624,7 +624,8 @@ def build_one(key: str, extra: List[Path], memory: str, out_root: Path) -> Dict[
         "zstd_version": tool_version([tool("zstd"), "--version"]),
         "stock_modules": mods["stock_modules"],
         "skipped_modules": mods["skipped_modules"],
-        "extra_modules": mods["extra_modules"],
+        "extra_modules": [m["name"] for m in mods["extra_modules"]],
+        "extra_module_details": mods["extra_modules"],
         "vmcore": {
             "format": "ELF (QMP dump-guest-memory, paging=false)",
             "sha256": dump_sha,

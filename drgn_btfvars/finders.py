@@ -682,7 +682,6 @@ class KernelBtf:
         return best
 
     def _var_object(self, btf: Btf, var_id: int) -> Optional[Object]:
-        name = btf.name(var_id)
         loc = self._var_location(btf, var_id)
         address: Optional[int] = None
         if loc is not None:
@@ -691,7 +690,7 @@ class KernelBtf:
             if base is not None:
                 address = base + offset
         if address is None:
-            address = self._symbol_address(name)
+            address = self._symbol_address(btf.name(var_id))
         if address is None:
             return None
         return Object(self.prog, self.converter.type(btf, var_id), address=address)
@@ -701,8 +700,9 @@ class KernelBtf:
             ids = btf.find(name, BtfKind.VAR)
             if not ids:
                 continue
-            # Prefer a global definition over same-named statics.
-            ids = sorted(ids, key=lambda i: btf.type(i).linkage == 0)
+            if len(ids) > 1:
+                # Prefer a global definition over same-named statics.
+                ids = sorted(ids, key=lambda i: btf.type(i).linkage == 0)
             obj = self._var_object(btf, ids[0])
             if obj is not None:
                 return obj

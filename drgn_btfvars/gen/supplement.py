@@ -52,6 +52,7 @@ class SupplementReport:
     added: int = 0
     new_types: int = 0
     completed: int = 0             # ``T []`` declarations given their length from the symbol
+    unflattened: int = 0           # pahole's flattened multi-dimensional array VARs retyped
     skipped: Counter = dataclasses.field(default_factory=Counter)
     added_names: List[str] = dataclasses.field(default_factory=list)
 
@@ -60,7 +61,9 @@ class SupplementReport:
         return (f"variables pahole left out, typed from DWARF: {self.added} of {self.candidates} "
                 f"candidates added ({self.completed} incomplete arrays sized from their "
                 f"symbol; {self.new_types} new type records before dedup)"
-                + (f"; skipped: {why}" if why else ""))
+                + (f"; skipped: {why}" if why else "")
+                + f"; {self.unflattened} flattened multi-dimensional array variables retyped "
+                "as DWARF has them")
 
 
 def _canon_int(name: str) -> str:
@@ -209,8 +212,64 @@ def _drgn_vmlinux(vmlinux: Path):
     return prog
 
 
-def supplement(raw: bytes, base: Btf, vmlinux: Path) -> Tuple[bytes, SupplementReport]:
-    """pahole's raw split BTF plus VARs for the variables it left out."""
+_QUALS = (BtfKind.CONST, BtfKind.VOLATILE, BtfKind.RESTRICT, BtfKind.TYPE_TAG)
+
+
+def _btf_flat_array(btf: Btf, tid: int) -> bool:
+    """``tid`` is an array whose element is not an array (qualifiers skipped)."""
+    def strip(i: int) -> int:
+        while i and btf.kind(i) in _QUALS:
+            i = btf.type(i).type
+        return i
+    tid = strip(tid)
+    if not tid or btf.kind(tid) != BtfKind.ARRAY:
+        return False
+    elem = strip(btf.type(tid).array_type)
+    return not elem or btf.kind(elem) != BtfKind.ARRAY
+
+
+def _dwarf_multidim(t) -> bool:
+    from drgn import TypeKind
+
+    u = t.unqualified()
+    return u.kind == TypeKind.ARRAY and u.type.unqualified().kind == TypeKind.ARRAY
+
+
+def _flattened_vars(split: Btf, datasecs: List[int], prog, addr_of: Dict[str, int],
+                    rep: "SupplementReport") -> Dict[int, object]:
+    """pahole VARs whose multi-dimensional DWARF array type was flattened → DWARF type."""
+    from drgn import sizeof
+
+    out: Dict[int, object] = {}
+    for d in datasecs:
+        dt = split.type(d)
+        saddr = addr_of.get(dt.name)
+        if saddr is None:
+            continue
+        for s in dt.secinfos:
+            v = split.type(s.type)
+            if not _btf_flat_array(split, v.type):
+                continue
+            try:
+                obj = prog.variable(v.name)
+                t = obj.type_
+                if obj.address_ != saddr + s.offset or not _dwarf_multidim(t) \
+                        or sizeof(t) != s.size:
+                    continue
+            except Exception:  # not in DWARF / incomplete: keep pahole's type
+                continue
+            out[s.type] = t
+    return out
+
+
+def supplement(raw: bytes, base: Btf, vmlinux: Path, *,
+               unflatten: bool = True) -> Tuple[bytes, SupplementReport]:
+    """pahole's raw split BTF plus VARs for the variables it left out.
+
+    With ``unflatten``, VARs whose type pahole (≤ 1.30) flattened (``int
+    [3][2]`` encoded as ``int [6]``) are retyped with the nested arrays DWARF
+    has (only top-level variables: member types live in the base).
+    """
     from elftools.elf.elffile import ELFFile
     from elftools.elf.sections import SymbolTableSection
 
@@ -248,9 +307,17 @@ def supplement(raw: bytes, base: Btf, vmlinux: Path) -> Tuple[bytes, SupplementR
                               sym["st_info"]["bind"] == "STB_GLOBAL"))
     rep.candidates = len(cands) + sum(rep.skipped.values())
 
-    # Copy pahole's types (DATASECs last), then the new types and VARs.
+    addr_of: Dict[str, int] = {}
+    for n, a in secs:
+        addr_of.setdefault(n, a)
+    prog = _drgn_vmlinux(vmlinux) if cands or unflatten else None
+    retype = _flattened_vars(split, datasecs, prog, addr_of, rep) if unflatten else {}
+
+    # Copy pahole's types (DATASECs last, retyped VARs after the new types),
+    # then the new types and VARs.
     b = BtfBuilder(base)
-    order = [t for t in range(split.first_id, split.end_id) if t not in set(datasecs)]
+    skip = set(datasecs) | set(retype)
+    order = [t for t in range(split.first_id, split.end_id) if t not in skip]
     new_id = {t: b.first_id + i for i, t in enumerate(order)}
 
     def remap(i: int) -> int:
@@ -259,10 +326,15 @@ def supplement(raw: bytes, base: Btf, vmlinux: Path) -> Tuple[bytes, SupplementR
     for t in order:
         b.add_type(split.type(t), remap)
     extra: Dict[str, List[Tuple[int, int, int]]] = {n: [] for n in ds_names}
+    conv = DrgnToBtf(base, b)
+    for vid, t in retype.items():
+        v = split.type(vid)
+        try:
+            new_id[vid] = b.add_var(v.name, conv.convert(t), v.linkage)
+            rep.unflattened += 1
+        except Unsupported:
+            new_id[vid] = b.add_type(v, remap)
     if cands:
-        prog = _drgn_vmlinux(vmlinux)
-        conv = DrgnToBtf(base, b)
-        addr_of = dict(secs)
         for name, sname, off, size, is_global in cands:
             try:
                 obj = prog.variable(name)
@@ -290,7 +362,7 @@ def supplement(raw: bytes, base: Btf, vmlinux: Path) -> Tuple[bytes, SupplementR
             extra[sname].append((vid, off, size))
             rep.added += 1
             rep.added_names.append(name)
-        rep.new_types = conv.new_types
+    rep.new_types = conv.new_types
     for d in datasecs:
         t = split.type(d)
         # pahole sizes a DATASEC to its last variable's end: grow it to cover ours.

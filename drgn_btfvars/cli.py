@@ -35,6 +35,9 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bpftool", help="bpftool command used to check the output "
                    "(default: bpftool on PATH, if any)")
     p.add_argument("--raw-output", type=Path, help="also keep pahole's raw output here")
+    p.add_argument("--no-check-prototypes", action="store_true",
+                   help="do not check the base BTF's function prototypes against DWARF "
+                        "(the plugin then cannot refuse a prototype that is another function's)")
     p.add_argument("--no-dwarf-supplement", action="store_true",
                    help="do not add the variables pahole leaves out (typed from DWARF via drgn)")
 
@@ -48,6 +51,7 @@ def _cmd_generate(a: argparse.Namespace) -> int:
         r = generate(a.vmlinux, a.output, base_path=a.base, pahole=a.pahole, kernel_pahole=kp,
                      features=a.btf_features, bpftool=a.bpftool, raw_output=a.raw_output,
                      dwarf_supplement=not a.no_dwarf_supplement,
+                     check_protos=not a.no_check_prototypes,
                      log=lambda s: print(s, file=sys.stderr))
     except PaholeError as e:
         print(f"drgn-btfvars generate: {e}", file=sys.stderr)

@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from drgn_btfvars.btf import Btf, BtfBuilder, BtfKind
+from drgn_btfvars.meta import BAD_PROTOS_ENUM_NAME
 
 from . import meta as _meta
+from .protos import ProtoCheck, check_prototypes
 from .pahole import btf_features, pahole_command, pahole_version, run_pahole
 from .repair import RepairReport, repair
 from .supplement import SupplementReport, supplement
@@ -66,6 +68,7 @@ class GenerateResult:
     bpftool: Optional[str] = None   # None: not run; "ok" or the error
     supplement: Optional[SupplementReport] = None
     pahole_counts: Dict[str, int] = dataclasses.field(default_factory=dict)
+    protos: Optional[ProtoCheck] = None
 
     def lines(self) -> List[str]:
         """Human-readable summary."""
@@ -77,6 +80,8 @@ class GenerateResult:
               ["variables pahole left out: not added (--no-dwarf-supplement)"]),
             *self.report.lines(),
             f"linker-script alias VARs added: {', '.join(self.alias_vars) or 'none'}",
+            *([f"function prototypes: {self.protos.summary()}"] if self.protos else
+              ["function prototypes: not checked (--no-check-prototypes)"]),
             f"meta: release {self.meta.get('release')}, build-id {self.meta.get('build_id')}, "
             f"{len(self.meta['secaddr'])} section addresses, "  # type: ignore[arg-type]
             f"{len(self.meta['sym'])} symbols",  # type: ignore[arg-type]
@@ -179,8 +184,15 @@ def generate(vmlinux: Path, output: Path, *, base_path: Optional[Path] = None,
              pahole: Optional[str] = None, kernel_pahole: Optional[int] = None,
              features: Optional[str] = None, bpftool: Optional[str] = None,
              raw_output: Optional[Path] = None, dwarf_supplement: bool = True,
+             check_protos: bool = True,
              log: Callable[[str], None] = lambda s: None) -> GenerateResult:
-    """Generate the variable BTF of ``vmlinux`` into ``output``."""
+    """Generate the variable BTF of ``vmlinux`` into ``output``.
+
+    With ``check_protos``, every function prototype of the base BTF is
+    checked against the DWARF function at its symbol, and the names whose
+    prototype is another function's are recorded in an enum
+    ``btf_global_variables_bad_protos`` (see :mod:`drgn_btfvars.gen.protos`).
+    """
     t0 = time.monotonic()
     base_bytes = base_path.read_bytes() if base_path else extract_btf(vmlinux)
     base = Btf(base_bytes, name="base BTF")
@@ -210,8 +222,15 @@ def generate(vmlinux: Path, output: Path, *, base_path: Optional[Path] = None,
         ds_names = [raw_btf.type(d).name for d in raw_btf.datasecs() if d >= raw_btf.first_id]
         added: List[str] = []
 
+        protos: Optional[ProtoCheck] = None
+        if check_protos:
+            protos = check_prototypes(vmlinux, base_bytes)
+            log(f"function prototypes: {protos.summary()}")
+
         def extra(b: BtfBuilder, remap: Callable[[int], int]) -> None:
             added.extend(_alias_vars(base, split_var_names, info, b))
+            if protos is not None and protos.bad:
+                b.add_enum(BAD_PROTOS_ENUM_NAME, 4, [(n, 0) for n in sorted(protos.bad)], False)
             b.add_enum64(_meta.META_ENUM_NAME, 8,
                          _meta.meta_enumerators(base_bytes, info, ds_names, added), False)
 
@@ -236,4 +255,4 @@ def generate(vmlinux: Path, output: Path, *, base_path: Optional[Path] = None,
             checked = run_bpftool_check(bt, output, bpath)  # type: ignore[arg-type]
     return GenerateResult(output, f"{ver[0]}.{ver[1]}", feats, len(base_bytes), len(raw),
                           len(data), rep, added, m, counts, dt_pahole,
-                          time.monotonic() - t0, checked, sup, pahole_counts)
+                          time.monotonic() - t0, checked, sup, pahole_counts, protos)

@@ -39,7 +39,11 @@ class ProtoCheck:
                 f"{self.ambiguous} names ambiguous in the symbol table (refused by the plugin)")
 
 
-def _function_symbols(vmlinux: Path) -> Tuple[Dict[str, Set[int]], str, bool]:
+def _function_symbols(
+    vmlinux: Path,
+) -> Tuple[Dict[str, Set[int]], str, bool, List[Tuple[int, int]]]:
+    """Function symbols by name, the ELF machine, byte order, and the
+    link-time ranges of the loadable segments."""
     from elftools.elf.elffile import ELFFile
 
     funcs: Dict[str, Set[int]] = {}
@@ -47,13 +51,15 @@ def _function_symbols(vmlinux: Path) -> Tuple[Dict[str, Set[int]], str, bool]:
         elf = ELFFile(f)
         arch = elf["e_machine"]
         little = elf.little_endian
+        loads = sorted((s["p_vaddr"], s["p_vaddr"] + s["p_memsz"]) for s in elf.iter_segments()
+                       if s["p_type"] == "PT_LOAD" and s["p_memsz"])
         symtab = elf.get_section_by_name(".symtab")
         if symtab is None:
             raise ValueError(f"{vmlinux}: no .symtab")
         for sym in symtab.iter_symbols():
             if sym["st_info"]["type"] == "STT_FUNC" and sym.name and sym["st_value"]:
                 funcs.setdefault(sym.name, set()).add(sym["st_value"])
-    return funcs, arch, little
+    return funcs, arch, little, loads
 
 
 def _platform(arch: str, little: bool):  # type: ignore[no-untyped-def]
@@ -69,28 +75,28 @@ def _platform(arch: str, little: bool):  # type: ignore[no-untyped-def]
 def _dwarf_function(prog, name: str, address: int):  # type: ignore[no-untyped-def]
     """The DWARF function ``name`` whose code is at ``address`` (or None).
 
-    drgn's lookup by name may return any DIE of that name: a declaration,
-    or the abstract instance of a function also inlined elsewhere (no
-    address). The line table names the file of the code at ``address``, and a
-    file defines at most one function of a name: that file's definition is
-    the function, with or without an address of its own in the DWARF.
+    drgn's lookup by name alone may return any DIE of that name (a
+    declaration, another file's static, the abstract instance of a function
+    also inlined elsewhere), and not always the same one. The line table
+    names the file of the code at ``address``, and a file defines at most
+    one function of a name: that file's definition is asked for first, and
+    accepted with or without an address of its own in the DWARF. Only when
+    the line table does not help is the name alone used, and then only an
+    answer at ``address`` counts.
     """
     try:
-        f = prog.function(name)
-        if f.address_ == address:
-            return f
-    except LookupError:
-        return None
-    except Exception:  # drgn cannot read some DWARF (e.g. asm functions)
-        return None
-    try:
         locs = prog.source_location(address)
-        if not len(locs):
-            return None
-        f = prog.function(name, locs[len(locs) - 1].filename)
+        if len(locs):
+            f = prog.function(name, locs[len(locs) - 1].filename)
+            if f.address_ in (address, None, 0):
+                return f
+    except Exception:  # no line info, no definition in that file, unreadable DWARF
+        pass
+    try:
+        f = prog.function(name)
     except Exception:
         return None
-    return f if f.address_ in (address, None, 0) else None
+    return f if f.address_ == address else None
 
 
 def check_prototypes(vmlinux: Path, base_btf: bytes) -> ProtoCheck:
@@ -101,13 +107,14 @@ def check_prototypes(vmlinux: Path, base_btf: bytes) -> ProtoCheck:
     from drgn_btfvars.types import TypeConverter
     from drgn_btfvars.verify import param_names_only
 
-    funcs, arch, little = _function_symbols(vmlinux)
+    funcs, arch, little, loads = _function_symbols(vmlinux)
     platform = _platform(arch, little)
     dwarf = drgn.Program(platform)
-    lo = min(min(a) for a in funcs.values())
-    hi = max(max(a) for a in funcs.values()) + 1
     module = dwarf.extra_module(str(vmlinux), create=True)
-    module.address_range = (lo, hi)
+    # One range per loadable segment, at link-time addresses: with more than
+    # one range drgn applies no load bias, so DWARF addresses compare with
+    # the symbol table's as they are.
+    module.address_ranges = loads
     module.try_file(str(vmlinux), force=True)
     btf_prog = drgn.Program(platform)
     base = Btf(base_btf, name="vmlinux")

@@ -98,8 +98,9 @@ def cache_dir() -> Path:
 
 def _deb_glob(spec: str) -> str:
     name, _, ver = spec.partition("=")
-    # Debian file names drop the epoch and escape ':' as '%3a'.
-    return f"{name}_{ver.split(':')[-1]}_*.deb"
+    # apt-get download keeps the epoch in the file name, with ':' escaped
+    # as '%3a' (libbpf1_1%3a1.5.0-3_amd64.deb).
+    return f"{name}_{ver.replace(':', '%3a')}_*.deb"
 
 
 def download(specs: List[str]) -> List[Path]:

@@ -26,8 +26,13 @@ def _need_vars(key):
 
 
 def test_search_path(vmcore_path, vmcore_key, vmcore_truth, tmp_path, monkeypatch, cache) -> None:
-    """A variable BTF installed under ``$DRGN_BTFVARS_PATH/<release>/`` is found and used."""
+    """A variable BTF installed under ``$DRGN_BTFVARS_PATH/<release>/`` is
+    found and used when no fake module is loaded (the committed dumps have
+    it loaded: the test makes the plugin look for a module that is not)."""
+    from drgn_btfvars import finders
+
     _need_vars(vmcore_key)
+    monkeypatch.setattr(finders, "FAKE_MODULE_NAME", "no_such_module")
     release = vmcore_truth["kernel"]["release"]
     (tmp_path / "share" / release).mkdir(parents=True)
     (tmp_path / "share" / release / "btf_global_variables.btf").write_bytes(vars_btf_bytes(vmcore_key))

@@ -7,7 +7,12 @@ For each committed vmcore (or the keys given), in fresh processes:
     ``program_from_core_dump()`` with this plugin disabled (drgn's own
     plugins load as usual): no types at all.
 ``btf``
-    the same with this plugin auto-loaded (entry point), then ``prog["jiffies"]``.
+    the same with this plugin auto-loaded (entry point), then ``prog["jiffies"]``;
+    the per-build bootstrap cache is warm (a previous session on this kernel
+    build filled it: no kallsyms load).
+``btf-cold``
+    the same with ``DRGN_BTFVARS_NO_CACHE=1``: drgn's kallsyms loader runs
+    to find the BTF (a first session on a kernel build).
 ``dwarf``
     ``load_debug_info([the -dbg vmlinux])``, then
     ``prog["jiffies"]``, this plugin disabled (only where the -dbg package is
@@ -116,7 +121,7 @@ def envs(key: str, tmp: Path) -> Dict[str, Dict[str, str]]:
         vf.write_bytes(zstandard.ZstdDecompressor().decompress(vars_zst.read_bytes(),
                                                                max_output_size=1 << 28))
         on["DRGN_BTFVARS_VARS"] = str(vf)
-    return {"bare": off, "btf": on, "dwarf": off}
+    return {"bare": off, "btf": on, "btf-cold": dict(on, DRGN_BTFVARS_NO_CACHE="1"), "dwarf": off}
 
 
 def bench_key(key: str, runs: int, sweep: bool, tmp: Path) -> Dict[str, object]:
@@ -124,7 +129,7 @@ def bench_key(key: str, runs: int, sweep: bool, tmp: Path) -> Dict[str, object]:
     vmlinux = fixtures.debug_vmlinux(key)
     env = envs(key, tmp)
     result: Dict[str, object] = {"key": key}
-    modes = ["bare", "btf"] + (["dwarf"] if vmlinux else [])
+    modes = ["bare", "btf", "btf-cold"] + (["dwarf"] if vmlinux else [])
     for mode in modes:
         args = [mode, path] + ([str(vmlinux)] if mode == "dwarf" else [])
         run_child(CHILD, args, env[mode])  # warm the page cache (and our bootstrap cache)
@@ -146,17 +151,20 @@ def bench_key(key: str, runs: int, sweep: bool, tmp: Path) -> Dict[str, object]:
 
 def report(r: Dict[str, object]) -> str:
     lines = [f"== {r['key']}"]
-    for mode in ("bare", "btf", "dwarf"):
+    for mode in ("bare", "btf", "btf-cold", "dwarf"):
         if mode in r:
             m = r[mode]
-            lines.append(f"  {mode:5s}  {m['wall_s'] * 1000:8.1f} ms  {m['rss_mib']:7.1f} MiB")
-    bare, btf, dwarf = r.get("bare"), r.get("btf"), r.get("dwarf")
-    if bare and btf:
-        lines.append(f"  BTF overhead over bare drgn: {(btf['wall_s'] - bare['wall_s']) * 1000:+.1f} ms, "
-                     f"{btf['rss_mib'] - bare['rss_mib']:+.1f} MiB")
-    if btf and dwarf:
-        lines.append(f"  BTF / DWARF: time {btf['wall_s'] / dwarf['wall_s']:.2f}x, "
-                     f"RSS {btf['rss_mib'] / dwarf['rss_mib']:.2f}x")
+            lines.append(f"  {mode:8s}  {m['wall_s'] * 1000:8.1f} ms  {m['rss_mib']:7.1f} MiB")
+    bare, dwarf = r.get("bare"), r.get("dwarf")
+    for label in ("btf", "btf-cold"):
+        btf = r.get(label)
+        if bare and btf:
+            lines.append(f"  {label} overhead over bare drgn: "
+                         f"{(btf['wall_s'] - bare['wall_s']) * 1000:+.1f} ms, "
+                         f"{btf['rss_mib'] - bare['rss_mib']:+.1f} MiB")
+        if btf and dwarf:
+            lines.append(f"  {label} / DWARF: time {btf['wall_s'] / dwarf['wall_s']:.2f}x, "
+                         f"RSS {btf['rss_mib'] / dwarf['rss_mib']:.2f}x")
     sb, sd = r.get("sweep_btf"), r.get("sweep_dwarf")
     if sb:
         lines.append(f"  sweep BTF:   {sb['found']}/{sb['names']} globals in {sb['seconds']:.2f} s")

@@ -185,6 +185,7 @@ class KernelBtf:
         self._vmcoreinfo: Optional[Dict[str, str]] = None
         self._bootstrap: Optional[BootstrapCache] = None
         self._var_locations: Dict[int, Dict[int, Tuple[int, int, int]]] = {}
+        self._datasec_index: Dict[int, Dict[int, int]] = {}
         self._section_bases: Dict[Tuple[int, int], Optional[int]] = {}
         self._constants: Dict[str, Optional[Object]] = {}
         self._bootstrap_types: Dict[str, Type] = {}
@@ -629,15 +630,13 @@ class KernelBtf:
         """(DATASEC index, section name, offset) of a VAR of ``btf``."""
         locs = self._var_locations.get(id(btf))
         if locs is None:
-            index_of = {sid: i for i, sid in enumerate(btf.datasecs())}
-            locs = {var: (index_of[sid], sid, off)
-                    for var, (sid, off, _) in btf.var_locations().items()}
-            self._var_locations[id(btf)] = locs
+            locs = self._var_locations[id(btf)] = btf.var_locations()
+            self._datasec_index[id(btf)] = {sid: i for i, sid in enumerate(btf.datasecs())}
         loc = locs.get(var_id)
         if loc is None:
             return None
-        index, sid, offset = loc
-        return index, btf.name(sid), offset
+        sid, offset, _ = loc
+        return self._datasec_index[id(btf)][sid], btf.name(sid), offset
 
     def _section_base(self, btf: Btf, index: int, sec_name: str) -> Optional[int]:
         key = (id(btf), index)

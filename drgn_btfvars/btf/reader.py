@@ -176,6 +176,7 @@ class Btf:
         self._cindex = None
         self._kinds: Optional[bytes] = None
         self._enum_index: Optional[Dict[str, List[Tuple[int, int]]]] = None
+        self._enum_lookups = 0
         self._str_lookup: Optional[Dict[str, int]] = None
         self._ptr_size: Optional[int] = None
 
@@ -301,11 +302,31 @@ class Btf:
 
     def find_enumerator(self, name: str) -> List[Tuple[int, int]]:
         """``(type id, index)`` of every enumerator named ``name`` in THIS
-        object's ENUM/ENUM64 types, ascending. The index behind it is built
-        on first use from the raw records."""
+        object's ENUM/ENUM64 types, ascending. The first few lookups scan the
+        raw records for the name's string offset (a few ms); after that an
+        index is built once and used."""
         if self._enum_index is None:
+            self._enum_lookups += 1
+            if self._enum_lookups <= 4:
+                return self._scan_enumerator(name)
             self._enum_index = self._build_enum_index()
         return self._enum_index.get(name, [])
+
+    def _scan_enumerator(self, name: str) -> List[Tuple[int, int]]:
+        offs = set(self.string_offsets(name))
+        if not offs:
+            return []
+        w, first, out = self._words, self.first_id, []
+        for kind, step in ((BtfKind.ENUM, 2), (BtfKind.ENUM64, 3)):
+            for tid in self._ids_of_kind(kind):
+                p = self._offs[tid - first]
+                vlen = w[p + 1] & 0xFFFFFF
+                names = w[p + 3:p + 3 + step * vlen:step].tolist()
+                for j, o in enumerate(names):
+                    if o in offs:
+                        out.append((tid, j))
+        out.sort()
+        return out
 
     def _build_enum_index(self) -> Dict[str, List[Tuple[int, int]]]:
         w, first = self._words, self.first_id

@@ -31,7 +31,7 @@ This module only reads them; it knows nothing of drgn.
 """
 
 import re
-from typing import Dict, Optional, Set
+from typing import Dict, Iterable, Optional, Set, Tuple
 
 from drgn_btfvars.btf import Btf, BtfError, BtfHeader, BtfKind
 
@@ -59,21 +59,18 @@ class VarsMeta:
         self.release: Optional[str] = None
         self.section_addresses: Dict[int, int] = {}
         self.symbols: Dict[str, int] = {}
+        #: DATASEC index → ELF section name, where the DATASEC name alone is ambiguous.
+        self.section_names: Dict[int, str] = {}
         self.bad_protos: Set[str] = set()
 
     @classmethod
-    def from_btf(cls, btf: Btf) -> "VarsMeta":
-        ids = [i for i in btf.find(META_ENUM_NAME) if btf.kind(i) in (BtfKind.ENUM64, BtfKind.ENUM)]
-        if len(ids) != 1:
-            raise VarsMetaError(
-                f"it has {'no' if not ids else len(ids)} {META_ENUM_NAME} record"
-                f"{'s' if ids else ''} (was it made by drgn-btfvars generate?)"
-            )
+    def from_enumerators(cls, enumerators: Iterable[Tuple[str, int]]) -> "VarsMeta":
+        """Decode the enumerators of ``btf_global_variables_meta`` (no checks
+        of completeness: see :meth:`from_btf`)."""
         meta = cls()
         build_id = [0, 0, 0]
         seen_build_id = False
-        for e in btf.type(ids[0]).enumerators:
-            name, value = e.name, e.value
+        for name, value in enumerators:
             if name == "BTFVARS_FORMAT":
                 meta.format = value
             elif name == "BTFVARS_BASE_SHA256":
@@ -84,28 +81,52 @@ class VarsMeta:
                 build_id[int(name[-1])] = value
                 seen_build_id = True
             elif name.startswith("BTFVARS_RELEASE_"):
-                try:
-                    meta.release = bytes.fromhex(name[len("BTFVARS_RELEASE_"):]).decode()
-                except ValueError:
-                    raise VarsMetaError(f"bad release record {name}") from None
+                meta.release = _unhex(name, "BTFVARS_RELEASE_")
             elif name.startswith("BTFVARS_SECADDR_"):
-                try:
-                    meta.section_addresses[int(name[len("BTFVARS_SECADDR_"):])] = value
-                except ValueError:
-                    raise VarsMetaError(f"bad section record {name}") from None
+                meta.section_addresses[_index(name, "BTFVARS_SECADDR_")] = value
+            elif name.startswith("BTFVARS_SECNAME_"):
+                n, _, h = name[len("BTFVARS_SECNAME_"):].partition("_")
+                meta.section_names[_index(n, "")] = _unhex(h, "")
             elif name.startswith("BTFVARS_SYM_"):
                 meta.symbols[name[len("BTFVARS_SYM_"):]] = value
+        if seen_build_id:
+            raw = b"".join(v.to_bytes(8, "big") for v in build_id)[:20]
+            meta.build_id = raw.hex()
+        return meta
+
+    @classmethod
+    def from_btf(cls, btf: Btf) -> "VarsMeta":
+        """Find and decode the record of a variable BTF, and check it is
+        complete; also read the optional refused-prototypes list."""
+        ids = [i for i in btf.find(META_ENUM_NAME) if btf.kind(i) in (BtfKind.ENUM64, BtfKind.ENUM)]
+        if len(ids) != 1:
+            raise VarsMetaError(
+                f"it has {'no' if not ids else len(ids)} {META_ENUM_NAME} record"
+                f"{'s' if ids else ''} (was it made by drgn-btfvars generate?)"
+            )
+        meta = cls.from_enumerators((e.name, e.value) for e in btf.type(ids[0]).enumerators)
         if meta.format != META_FORMAT:
             raise VarsMetaError(f"unknown {META_ENUM_NAME} format {meta.format}")
         if not meta.base_len:
             raise VarsMetaError(f"{META_ENUM_NAME} lacks the base BTF identity")
-        if seen_build_id:
-            raw = b"".join(v.to_bytes(8, "big") for v in build_id)[:20]
-            meta.build_id = raw.hex()
         for i in btf.find(BAD_PROTOS_ENUM_NAME):
             if btf.kind(i) in (BtfKind.ENUM, BtfKind.ENUM64):
                 meta.bad_protos.update(e.name for e in btf.type(i).enumerators)
         return meta
+
+
+def _unhex(text: str, prefix: str) -> str:
+    try:
+        return bytes.fromhex(text[len(prefix):]).decode()
+    except ValueError:
+        raise VarsMetaError(f"bad record {text}") from None
+
+
+def _index(text: str, prefix: str) -> int:
+    try:
+        return int(text[len(prefix):])
+    except ValueError:
+        raise VarsMetaError(f"bad record {text}") from None
 
 
 _RELEASE_RE = re.compile(rb"\0BTFVARS_RELEASE_([0-9a-f]{2,256})\0")

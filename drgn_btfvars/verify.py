@@ -167,6 +167,14 @@ def member_rows(t: Type) -> List[List[Any]]:
     return rows
 
 
+_PREFERENCE = ("matched", "known_loss", "mismatched", "not_found")
+
+
+def _best(results: Iterable[Tuple[str, str]]) -> Tuple[str, str]:
+    """The best of the comparisons with several same-named BTF definitions."""
+    return min(results, key=lambda r: _PREFERENCE.index(r[0]))
+
+
 def _compare_layout(t: Dict[str, Any], btf_t: Type, depth: int = 0) -> Tuple[str, str]:
     """Compare a truth layout (``{kind, size, members}``, or an enum's
     ``{kind: "enum", compatible, enumerators}``) with a BTF type."""
@@ -209,7 +217,6 @@ def compare_types(
         ``dmaengine.h`` and in a driver); DWARF's answer is compared with
         each, and the best bucket wins (a match is tagged "ambiguous name").
     """
-    order = {b: i for i, b in enumerate(("matched", "known_loss", "mismatched", "not_found"))}
     report = Report("struct/union layouts")
     for name, t in truth_types.items():
         if t.get("size") is None:
@@ -219,8 +226,7 @@ def compare_types(
         if not cands:
             report.add("not_found", name)
             continue
-        results = sorted((_compare_layout(t, c) for c in cands), key=lambda r: order[r[0]])
-        bucket, why = results[0]
+        bucket, why = _best(_compare_layout(t, c) for c in cands)
         if len(cands) > 1 and bucket == "matched":
             why = f"ambiguous name: {len(cands)} BTF definitions"
         report.add(bucket, name, why)
@@ -302,7 +308,6 @@ def compare_enums(
         if not cands:
             report.add("not_found", name)
             continue
-        results = sorted((_compare_enum(e, c) for c in cands),
-                         key=lambda r: ("matched", "not_found", "mismatched").index(r[0]))
-        report.add(results[0][0], name, results[0][1])
+        bucket, why = _best(_compare_enum(e, c) for c in cands)
+        report.add(bucket, name, why)
     return report

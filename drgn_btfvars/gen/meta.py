@@ -56,6 +56,8 @@ import re
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from drgn_btfvars.meta import VarsMeta
+
 __all__ = [
     "META_ENUM_NAME",
     "META_FORMAT",
@@ -169,26 +171,15 @@ def meta_enumerators(base_btf: bytes, info: VmlinuxInfo, datasec_names: Sequence
 
 
 def decode_meta(enumerators: Iterable[Tuple[str, int]]) -> Dict[str, object]:
-    """Parse enumerators back (for tests and ``generate``'s self-check)."""
-    d: Dict[str, object] = {"secaddr": {}, "sym": {}, "secname": {}}
-    bid = [0, 0, 0]
-    for name, value in enumerators:
-        if name == "BTFVARS_FORMAT":
-            d["format"] = value
-        elif name == "BTFVARS_BASE_SHA256":
-            d["base_sha256"] = value
-        elif name == "BTFVARS_BASE_LEN":
-            d["base_len"] = value
-        elif name.startswith("BTFVARS_BUILD_ID_"):
-            bid[int(name[-1])] = value
-        elif name.startswith("BTFVARS_RELEASE_"):
-            d["release"] = bytes.fromhex(name[len("BTFVARS_RELEASE_"):]).decode()
-        elif name.startswith("BTFVARS_SECADDR_"):
-            d["secaddr"][int(name[len("BTFVARS_SECADDR_"):])] = value  # type: ignore[index]
-        elif name.startswith("BTFVARS_SECNAME_"):
-            n, _, h = name[len("BTFVARS_SECNAME_"):].partition("_")
-            d["secname"][int(n)] = bytes.fromhex(h).decode()  # type: ignore[index]
-        elif name.startswith("BTFVARS_SYM_"):
-            d["sym"][name[len("BTFVARS_SYM_"):]] = value  # type: ignore[index]
-    d["build_id"] = b"".join(v.to_bytes(8, "big") for v in bid)[:20].hex()
+    """Parse enumerators back, as a dictionary (for tests and ``generate``'s
+    self-check); the decoding itself is the plugin's
+    :meth:`drgn_btfvars.meta.VarsMeta.from_enumerators`."""
+    m = VarsMeta.from_enumerators(enumerators)
+    d: Dict[str, object] = {
+        "format": m.format, "base_sha256": m.base_sha256, "base_len": m.base_len,
+        "secaddr": dict(m.section_addresses), "sym": dict(m.symbols),
+        "secname": dict(m.section_names), "build_id": m.build_id or bytes(20).hex(),
+    }
+    if m.release is not None:
+        d["release"] = m.release
     return d

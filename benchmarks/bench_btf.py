@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import ctypes.util
-import os
 import random
 import statistics
 import sys

@@ -21,7 +21,7 @@ import os
 import re
 import threading
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from drgn import (
     FindObjectFlags,
@@ -317,8 +317,8 @@ class KernelBtf:
             out.extend(index(prog, name, address, one))
             if one and out:
                 return out
-        if self._module_btf_raw is not None or not self._loading_modules:
-            mindex = self.module_kallsyms() if index is not None else None
+        if index is not None and not self._loading_modules:
+            mindex = self.module_kallsyms()
             if mindex is not None:
                 out.extend(mindex(prog, name, address, one))
         return out[:1] if one else out

@@ -26,7 +26,7 @@ DWARF:
 This module knows nothing of where BTF bytes come from.
 """
 
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from drgn import (
     Language,

@@ -13,10 +13,10 @@ import os
 import sys
 from array import array
 from collections import Counter
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .format import (
-    BTF_VERSION, HDR_LEN_V1, KIND_ELEM_SIZE, KIND_INFO_SIZE, MAX_KIND, MAX_SIZE, MAX_TYPE_ID,
+    KIND_ELEM_SIZE, KIND_INFO_SIZE, MAX_KIND, MAX_SIZE, MAX_TYPE_ID,
     BtfError, BtfHeader, BtfKind, layout_table,
 )
 from .types import BtfEnumerator, BtfMember, BtfParam, BtfType, BtfVarSecinfo

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import struct
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .format import (
     BTF_FUNC_STATIC, BTF_VAR_GLOBAL_ALLOCATED, BTF_VERSION, HDR_LEN_LAYOUT, HDR_LEN_V1,
-    KIND_ELEM_SIZE, KIND_INFO_SIZE, MAX_KIND, MAX_VLEN, BtfError, BtfHeader, BtfKind,
+    KIND_ELEM_SIZE, KIND_INFO_SIZE, MAX_KIND, MAX_VLEN, BtfHeader, BtfKind,
 )
 from .reader import Btf
 from .types import BtfType

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import shlex
 import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence
 
 from drgn_btfvars.btf import Btf, BtfBuilder, BtfKind
 from drgn_btfvars.meta import BAD_PROTOS_ENUM_NAME

@@ -54,7 +54,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Sequence, Tuple
 
 from drgn_btfvars.meta import VarsMeta
 

@@ -31,7 +31,7 @@ caller appends the metadata enum (:mod:`drgn_btfvars.gen.meta`).
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from drgn_btfvars.btf import Btf, BtfBuilder, BtfKind, BtfType
 

@@ -75,6 +75,11 @@ BOOTSTRAP_DECLS: Dict[str, str] = {
 }
 
 
+# What drgn asks for while it enumerates the kernel's modules itself: a
+# lookup of these must not start another enumeration.
+_MODULE_LIST_NAMES = frozenset(("modules", "MOD_TEXT"))
+
+
 class BtfVarsError(Exception):
     """A BTF source that was found but cannot be used (e.g. another build's)."""
 
@@ -186,6 +191,7 @@ class KernelBtf:
         self._bootstrap: Optional[BootstrapCache] = None
         self._var_locations: Dict[int, Dict[int, Tuple[int, int, int]]] = {}
         self._datasec_index: Dict[int, Dict[int, int]] = {}
+        self._var_lookups: Dict[int, int] = {}
         self._section_bases: Dict[Tuple[int, int], Optional[int]] = {}
         self._constants: Dict[str, Optional[Object]] = {}
         self._bootstrap_types: Dict[str, Type] = {}
@@ -627,16 +633,24 @@ class KernelBtf:
         return obj
 
     def _var_location(self, btf: Btf, var_id: int) -> Optional[Tuple[int, str, int]]:
-        """(DATASEC index, section name, offset) of a VAR of ``btf``."""
-        locs = self._var_locations.get(id(btf))
+        """(DATASEC index, section name, offset) of a VAR of ``btf``: the
+        first few lookups scan the DATASECs' raw entries; after that the
+        whole map is built once."""
+        key = id(btf)
+        index_of = self._datasec_index.get(key)
+        if index_of is None:
+            index_of = self._datasec_index[key] = {
+                sid: i for i, sid in enumerate(btf.datasecs())}
+        locs = self._var_locations.get(key)
         if locs is None:
-            locs = self._var_locations[id(btf)] = btf.var_locations()
-            self._datasec_index[id(btf)] = {sid: i for i, sid in enumerate(btf.datasecs())}
-        loc = locs.get(var_id)
+            n = self._var_lookups[key] = self._var_lookups.get(key, 0) + 1
+            if n > 8:
+                locs = self._var_locations[key] = btf.var_locations()
+        loc = locs.get(var_id) if locs is not None else btf.var_location(var_id)
         if loc is None:
             return None
         sid, offset, _ = loc
-        return self._datasec_index[id(btf)][sid], btf.name(sid), offset
+        return index_of[sid], btf.name(sid), offset
 
     def _section_base(self, btf: Btf, index: int, sec_name: str) -> Optional[int]:
         key = (id(btf), index)
@@ -783,7 +797,7 @@ class KernelBtf:
         if self._loading_kallsyms or self._in_setup:
             return None  # drgn's kallsyms loader asks for its own globals
         obj = self._find_object(name, flags)
-        if obj is not None and not self._modules_created:
+        if obj is not None and not self._modules_created and name not in _MODULE_LIST_NAMES:
             self._create_modules()
         return obj
 
@@ -794,6 +808,8 @@ class KernelBtf:
         stack traces through module code."""
         self._modules_created = True
         try:
+            if any(isinstance(m, RelocatableModule) for m in self.prog.modules()):
+                return  # drgn enumerated them already (program_from_core_dump does)
             for _ in self.prog.loaded_modules():
                 pass
         except Exception as e:  # a broken module list must not break lookups

@@ -344,6 +344,21 @@ class Btf:
             ents.sort()
         return index
 
+    def var_location(self, var_id: int) -> Optional[Tuple[int, int, int]]:
+        """``(DATASEC id, offset, size)`` of one VAR of THIS object (the first
+        DATASEC entry for it), by scanning the raw entries (no map built)."""
+        w, first = self._words, self.first_id
+        for sid in self._ids_of_kind(BtfKind.DATASEC):
+            p = self._offs[sid - first]
+            vlen = w[p + 1] & 0xFFFFFF
+            types = w[p + 3:p + 3 + 3 * vlen:3].tolist()
+            try:
+                j = types.index(var_id)
+            except ValueError:
+                continue
+            return sid, w[p + 4 + 3 * j], w[p + 5 + 3 * j]
+        return None
+
     def var_locations(self) -> Dict[int, Tuple[int, int, int]]:
         """VAR id → ``(DATASEC id, offset, size)`` for THIS object's DATASECs
         (the first entry wins for a VAR listed twice), built from raw records."""

@@ -9,6 +9,7 @@ checked with sid's only.
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -105,6 +106,19 @@ def test_real_btf_counts_agree(tool, tmp_path, key):
         theirs = rows(run_dump(tool, tmp_path, mdata, vdata, tag=f"{key}-{m}"))
         assert counts(theirs) == {k.name: v for k, v in mod.kind_counts().items()}
         assert theirs == ours(mod)
+
+
+def test_running_kernel_btf_counts_agree(tool, tmp_path):
+    """This machine's own ``/sys/kernel/btf/vmlinux`` (whatever kernel CI runs on)."""
+    path = Path("/sys/kernel/btf/vmlinux")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        pytest.skip(f"{path} cannot be read on this machine: {e}")
+    btf = Btf(data, name="running vmlinux")
+    theirs = rows(run_dump(tool, tmp_path, data, tag="running"))
+    assert counts(theirs) == {k.name: v for k, v in btf.kind_counts().items()}
+    assert theirs == ours(btf)
 
 
 @pytest.mark.parametrize("key", KERNELS)

@@ -20,8 +20,9 @@ logger = logging.getLogger("drgn_btfvars")
 #: The name of every finder this plugin registers (type, object, symbol, debug info).
 FINDER_NAME = "btfvars"
 
-# One KernelBtf per program; a Program cannot carry attributes of its own.
-_STATE: "dict[int, KernelBtf]" = {}
+# Each program's KernelBtf lives in its Program.config (drgn's dictionary for
+# helpers' data), so that it goes away with the program.
+_CONFIG_KEY = "drgn_btfvars"
 
 
 def enable(
@@ -48,7 +49,7 @@ def enable(
     """
     if not prog.flags & ProgramFlags.IS_LINUX_KERNEL:
         raise ValueError("drgn-btfvars only applies to Linux kernel programs")
-    if id(prog) in _STATE and _STATE[id(prog)].prog is prog:
+    if get(prog) is not None:
         raise ValueError("drgn-btfvars is already enabled for this program")
     if use_fake_module is None:
         use_fake_module = not os.environ.get("DRGN_BTFVARS_NO_FAKE_MODULE")
@@ -57,14 +58,14 @@ def enable(
     prog.register_type_finder(FINDER_NAME, kb.type_finder, enable_index=-1)
     prog.register_object_finder(FINDER_NAME, kb.object_finder, enable_index=-1)
     prog.register_debug_info_finder(FINDER_NAME, kb.debug_info_finder, enable_index=-1)
-    _STATE[id(prog)] = kb
+    prog.config[_CONFIG_KEY] = kb
     return kb
 
 
 def get(prog: Program) -> Optional[KernelBtf]:
     """The state :func:`enable` made for ``prog``, or ``None``."""
-    kb = _STATE.get(id(prog))
-    return kb if kb is not None and kb.prog is prog else None
+    kb = prog.config.get(_CONFIG_KEY)
+    return kb if isinstance(kb, KernelBtf) and kb.prog is prog else None
 
 
 def drgn_prog_set(prog: Program) -> None:

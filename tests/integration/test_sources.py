@@ -98,3 +98,20 @@ def test_without_data_symbols(vmcore_path, vmcore_key, vmcore_truth, monkeypatch
     record_property("without data symbols", report.summary())
     assert report.count("mismatched") == 0, report.reasons("mismatched")
     assert report.count("matched") > 0.9 * report.total
+
+
+def test_public_api(vmcore_path) -> None:
+    """``enable()`` refuses a second call and non-kernel programs; ``get()``
+    returns the program's state, kept in ``Program.config``."""
+    import drgn
+
+    import drgn_btfvars
+
+    s = open_btf(vmcore_path)
+    assert drgn_btfvars.get(s.prog) is s.kb
+    with pytest.raises(ValueError, match="already enabled"):
+        drgn_btfvars.enable(s.prog)
+    user = drgn.Program()
+    with pytest.raises(ValueError, match="Linux kernel"):
+        drgn_btfvars.enable(user)
+    assert drgn_btfvars.get(user) is None

@@ -620,8 +620,9 @@ class KernelBtf:
     # Objects
 
     def _bootstrap_object(self, name: str) -> Object:
-        """A global needed to find module BTF, typed by the variable BTF if
-        loaded, else by its fixed declaration."""
+        """A global needed to find module BTF before any variable BTF is
+        known, typed by its fixed declaration (:data:`BOOTSTRAP_DECLS`, which
+        the tests check against DWARF on every kernel)."""
         decl = BOOTSTRAP_DECLS[name]
         for _ in range(2):
             address = self._bootstrap_address(name)

@@ -185,6 +185,7 @@ class KernelBtf:
         self._loading_kallsyms = False
         self._in_setup = False
         self._modules_created = False
+        self._told_no_vars = False
         self._module_kallsyms: Optional[SymbolIndex] = None
         self._loading_module_kallsyms = False
         self._vmcoreinfo: Optional[Dict[str, str]] = None
@@ -720,11 +721,19 @@ class KernelBtf:
             obj = self._var_object(btf, ids[0])
             if obj is not None:
                 return obj
-        if not self._loading_modules and name in BOOTSTRAP_DECLS and self.vars() is None:
-            try:
-                return self._bootstrap_object(name)
-            except LookupError:
-                return None
+        if not self._loading_modules and self.vars() is None:
+            if name in BOOTSTRAP_DECLS:
+                try:
+                    return self._bootstrap_object(name)
+                except LookupError:
+                    return None
+            if not self._told_no_vars and self.vmlinux() is not None:
+                self._told_no_vars = True
+                logger.warning(
+                    "no variable BTF for %s: only per-CPU variables, functions "
+                    "and constants have types (load btf_global_variables.ko, or make a "
+                    "variable BTF with 'drgn-btfvars generate'; see README)",
+                    self._kernel_build())
         return None
 
     def variables(self, name: str) -> List[Object]:

@@ -20,7 +20,6 @@ The cache lives in ``$DRGN_BTFVARS_CACHE`` or ``$XDG_CACHE_HOME/drgn-btfvars``
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -87,6 +86,8 @@ class BootstrapCache:
         if links == self._links and self.path.exists():
             return
         self._links = links
+        import tempfile  # only when writing (once per kernel build)
+
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-")

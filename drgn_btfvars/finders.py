@@ -15,7 +15,6 @@ guess by name); its address comes from the section base plus the ``DATASEC``
 offset, or from kallsyms when the name is unambiguous there.
 """
 
-import hashlib
 import logging
 import os
 import re
@@ -518,6 +517,8 @@ class KernelBtf:
         return None
 
     def _check_build(self, meta: VarsMeta, source: str) -> None:
+        import hashlib  # only when a variable BTF is checked
+
         assert self._vmlinux_bytes is not None
         digest = hashlib.sha256(self._vmlinux_bytes).digest()
         kernel_build_id = self.vmcoreinfo().get("BUILD-ID", "").lower()

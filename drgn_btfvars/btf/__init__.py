@@ -6,7 +6,6 @@ from .format import (
 )
 from .reader import Btf, accelerated
 from .types import BtfEnumerator, BtfMember, BtfParam, BtfType, BtfVarSecinfo
-from .writer import BtfBuilder
 
 __all__ = [
     "Btf", "BtfError", "BtfBuilder", "BtfKind", "BtfType", "BtfMember", "BtfParam",
@@ -15,3 +14,11 @@ __all__ = [
     "BTF_VAR_STATIC", "BTF_VAR_GLOBAL_ALLOCATED", "BTF_VAR_GLOBAL_EXTERN",
     "BTF_FUNC_STATIC", "BTF_FUNC_GLOBAL", "BTF_FUNC_EXTERN",
 ]
+
+
+def __getattr__(name: str):  # PEP 562: the writer is imported only when used
+    if name == "BtfBuilder":
+        from .writer import BtfBuilder
+
+        return BtfBuilder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

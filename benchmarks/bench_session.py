@@ -115,14 +115,8 @@ def envs(key: str, tmp: Path) -> Dict[str, Dict[str, str]]:
     off = dict(base, DRGN_DISABLE_PLUGINS="btfvars")
     on = dict(base)
     on.pop("DRGN_DISABLE_PLUGINS", None)
-    loaded = "btf_global_variables" in " ".join(fixtures.manifest(key).get("extra_modules", []))
-    vars_zst = REPO / "vmcores" / key / "vars" / "btf_global_variables.btf.zst"
-    if not loaded and vars_zst.is_file():
-        import zstandard
-
-        vf = tmp / f"{key}-vars.btf"
-        vf.write_bytes(zstandard.ZstdDecompressor().decompress(vars_zst.read_bytes(),
-                                                               max_output_size=1 << 28))
+    vf = fixtures.vars_btf_for_drgn(key, tmp)
+    if vf is not None:
         on["DRGN_BTFVARS_VARS"] = str(vf)
     return {"bare": off, "btf": on, "btf-cold": dict(on, DRGN_BTFVARS_NO_CACHE="1"), "dwarf": off}
 

@@ -77,14 +77,8 @@ def main(argv: list) -> int:
     for var in ("DRGN_BTFVARS_DISABLE", "DRGN_DISABLE_PLUGINS"):
         env.pop(var, None)
     with tempfile.TemporaryDirectory() as tmp:
-        loaded = "btf_global_variables" in " ".join(fixtures.manifest(key).get("extra_modules", []))
-        vars_zst = HERE / key / "vars" / "btf_global_variables.btf.zst"
-        if not loaded and vars_zst.is_file():
-            import zstandard
-
-            vf = Path(tmp) / "vars.btf"
-            vf.write_bytes(zstandard.ZstdDecompressor().decompress(vars_zst.read_bytes(),
-                                                                   max_output_size=1 << 28))
+        vf = fixtures.vars_btf_for_drgn(key, Path(tmp))
+        if vf is not None:
             env["DRGN_BTFVARS_VARS"] = str(vf)
         print(f"$ drgn -c {key}/vmcore   # {fixtures.manifest(key)['release']}, no DWARF", flush=True)
         return subprocess.call([sys.executable, "-m", "drgn", "-q", "-c", str(path), "-e", SCRIPT],

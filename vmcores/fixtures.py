@@ -62,6 +62,40 @@ def _zstd_decompressor() -> Any:
     return zstandard.ZstdDecompressor(max_window_size=1 << 31)
 
 
+#: The fake module carrying the variable BTF (see drgn_btfvars.gen).
+FAKE_MODULE = "btf_global_variables"
+
+
+def fake_module_loaded(key: str) -> bool:
+    """Whether the dump was made with ``btf_global_variables.ko`` loaded."""
+    return FAKE_MODULE in manifest(key).get("extra_modules", [])
+
+
+def vars_btf_file(key: str) -> Optional[Path]:
+    """The committed variable BTF of a kernel (zstd), if any."""
+    p = fixture_dir(key) / "vars" / f"{FAKE_MODULE}.btf.zst"
+    return p if p.is_file() else None
+
+
+@functools.lru_cache(maxsize=None)
+def vars_btf(key: str) -> bytes:
+    """The committed variable BTF of a kernel, decompressed."""
+    p = vars_btf_file(key)
+    if p is None:
+        raise FileNotFoundError(f"no committed variable BTF for {key}")
+    return _zstd_decompressor().decompress(p.read_bytes(), max_output_size=1 << 28)
+
+
+def vars_btf_for_drgn(key: str, directory: Path) -> Optional[Path]:
+    """A raw variable BTF file for ``$DRGN_BTFVARS_VARS`` when the dump lacks
+    the fake module (written into ``directory``), else ``None``."""
+    if fake_module_loaded(key) or vars_btf_file(key) is None:
+        return None
+    out = Path(directory) / f"{key}-vars.btf"
+    out.write_bytes(vars_btf(key))
+    return out
+
+
 @functools.lru_cache(maxsize=None)
 def truth(key: str) -> Dict[str, Any]:
     """The parsed ground truth of a kernel's fixture (cached; do not mutate it)."""

@@ -1,6 +1,5 @@
 """Programs opened on the committed vmcores with BTF only."""
 
-import functools
 from pathlib import Path
 from typing import NamedTuple, Optional
 
@@ -8,7 +7,7 @@ import drgn
 import pytest
 
 import drgn_btfvars
-from drgn_btfvars.finders import FAKE_MODULE_NAME, KernelBtf
+from drgn_btfvars.finders import KernelBtf
 from vmcores import fixtures as vmcore_fixtures
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,18 +27,9 @@ def open_btf(path: Path, **kwargs) -> BtfSession:
     return BtfSession(prog, kb)
 
 
-def vars_btf_file(key: str) -> Optional[Path]:
-    p = REPO / "vmcores" / key / "vars" / "btf_global_variables.btf.zst"
-    return p if p.is_file() else None
-
-
-@functools.lru_cache(maxsize=None)
-def vars_btf_bytes(key: str) -> bytes:
-    import zstandard
-
-    p = vars_btf_file(key)
-    assert p is not None
-    return zstandard.ZstdDecompressor().decompress(p.read_bytes(), max_output_size=1 << 28)
+vars_btf_file = vmcore_fixtures.vars_btf_file
+vars_btf_bytes = vmcore_fixtures.vars_btf
+fake_module_loaded = vmcore_fixtures.fake_module_loaded
 
 
 def other_key_with_vars(key: str) -> Optional[str]:
@@ -47,10 +37,6 @@ def other_key_with_vars(key: str) -> Optional[str]:
         if other != key and vars_btf_file(other) is not None:
             return other
     return None
-
-
-def fake_module_loaded(key: str) -> bool:
-    return FAKE_MODULE_NAME in " ".join(vmcore_fixtures.manifest(key).get("extra_modules", []))
 
 
 @pytest.fixture(scope="session")

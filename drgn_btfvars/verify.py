@@ -217,16 +217,30 @@ def compare_types(
         ``dmaengine.h`` and in a driver); DWARF's answer is compared with
         each, and the best bucket wins (a match is tagged "ambiguous name").
     """
-    report = Report("struct/union layouts")
-    for name, t in truth_types.items():
-        if t.get("size") is None:
+    return _compare_named("struct/union layouts", truth_types, lookup, _compare_layout,
+                          complete=lambda t: t.get("size") is not None)
+
+
+def _compare_named(
+    what: str,
+    truth: Dict[str, Dict[str, Any]],
+    lookup: Callable[[str], List[Type]],
+    compare: Callable[[Dict[str, Any], Type], Tuple[str, str]],
+    complete: Callable[[Dict[str, Any]], bool],
+) -> Report:
+    """Compare named types with every same-named BTF definition; DWARF
+    declarations (not ``complete``) are skipped; a match among several
+    definitions is tagged "ambiguous name"."""
+    report = Report(what)
+    for name, t in truth.items():
+        if not complete(t):
             report.skipped.append((name, "incomplete in DWARF"))
             continue
         cands = lookup(name)
         if not cands:
             report.add("not_found", name)
             continue
-        bucket, why = _best(_compare_layout(t, c) for c in cands)
+        bucket, why = _best(compare(t, c) for c in cands)
         if len(cands) > 1 and bucket == "matched":
             why = f"ambiguous name: {len(cands)} BTF definitions"
         report.add(bucket, name, why)
@@ -299,15 +313,5 @@ def compare_enums(
     truth_enums: Dict[str, Dict[str, Any]], lookup: Callable[[str], List[Type]]
 ) -> Report:
     """Compare named enums: compatible type and every enumerator."""
-    report = Report("enums")
-    for name, e in truth_enums.items():
-        if e.get("compatible") is None:
-            report.skipped.append((name, "incomplete in DWARF"))
-            continue
-        cands = lookup(name)
-        if not cands:
-            report.add("not_found", name)
-            continue
-        bucket, why = _best(_compare_enum(e, c) for c in cands)
-        report.add(bucket, name, why)
-    return report
+    return _compare_named("enums", truth_enums, lookup, _compare_enum,
+                          complete=lambda e: e.get("compatible") is not None)

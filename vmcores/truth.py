@@ -421,43 +421,39 @@ def _names(prog: Program) -> set:
     return found
 
 
+def _task_row(prog: Program, task: Object, pid: int, cpu: int) -> Dict[str, Any]:
+    """pid, comm, state, cpu and the stack trace (frames, pcs, inline frame
+    indices, or ``frames_error``) of one task."""
+    from drgn.helpers.linux.sched import task_state_to_char
+
+    row: Dict[str, Any] = {
+        "pid": pid, "comm": string(task.comm), "state": task_state_to_char(task), "cpu": cpu,
+    }
+    try:
+        trace = prog.stack_trace(task)
+        row["frames"] = [f.name or f"{f.pc:#x}" for f in trace]
+        row["pcs"] = [f.pc for f in trace]
+        row["inline"] = [i for i, f in enumerate(trace) if f.is_inline]
+    except Exception as e:  # noqa: BLE001
+        row["frames_error"] = f"{type(e).__name__}: {e}"
+    return row
+
+
 def task_rows(prog: Program) -> List[Dict[str, Any]]:
     """Every task with its state, CPU and stack trace function names."""
     from drgn.helpers.linux.pid import for_each_task
-    from drgn.helpers.linux.sched import task_cpu, task_state_to_char
+    from drgn.helpers.linux.sched import task_cpu
 
     rows = []
     for task in for_each_task(prog):
-        row: Dict[str, Any] = {
-            "pid": task.pid.value_(),
-            "comm": string(task.comm),
-            "state": task_state_to_char(task),
-            "cpu": task_cpu(task),
-        }
-        try:
-            trace = prog.stack_trace(task)
-            row["frames"] = [f.name or f"{f.pc:#x}" for f in trace]
-            row["pcs"] = [f.pc for f in trace]
-            row["inline"] = [i for i, f in enumerate(trace) if f.is_inline]
-        except Exception as e:  # noqa: BLE001
-            row["frames_error"] = f"{type(e).__name__}: {e}"
-        rows.append(row)
+        rows.append(_task_row(prog, task, task.pid.value_(), task_cpu(task)))
     # The idle tasks (pid 0, one per CPU) are not in for_each_task: add them.
     try:
         from drgn.helpers.linux.cpumask import for_each_possible_cpu
         from drgn.helpers.linux.sched import idle_task
 
         for cpu in for_each_possible_cpu(prog):
-            t = idle_task(prog, cpu)
-            row = {"pid": 0, "comm": string(t.comm), "state": task_state_to_char(t), "cpu": cpu}
-            try:
-                trace = prog.stack_trace(t)
-                row["frames"] = [f.name or f"{f.pc:#x}" for f in trace]
-                row["pcs"] = [f.pc for f in trace]
-                row["inline"] = [i for i, f in enumerate(trace) if f.is_inline]
-            except Exception as e:  # noqa: BLE001
-                row["frames_error"] = f"{type(e).__name__}: {e}"
-            rows.append(row)
+            rows.append(_task_row(prog, idle_task(prog, cpu), 0, cpu))
     except (ImportError, LookupError):
         pass
     return rows

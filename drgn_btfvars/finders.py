@@ -41,6 +41,7 @@ from drgn import (
 
 from drgn_btfvars import sources
 from drgn_btfvars.bootstrap import BOOTSTRAP_SYMBOLS, BootstrapCache
+from drgn_btfvars.decls import Declarations
 from drgn_btfvars.btf import Btf, BtfError, BtfKind
 from drgn_btfvars.meta import RECORD_PREFIX, VarsMeta, VarsMetaError, release_hint
 from drgn_btfvars.types import TypeConverter
@@ -77,6 +78,14 @@ BOOTSTRAP_DECLS: Dict[str, str] = {
 # What drgn asks for while it enumerates the kernel's modules itself: a
 # lookup of these must not start another enumeration.
 _MODULE_LIST_NAMES = frozenset(("modules", "MOD_TEXT"))
+
+# Variable lookups after which the whole variable BTF is tabled at once
+# (~30 ms on 6.12's 33k VARs); the first lookups each cost ~15 us without it.
+_VAR_TABLE_AFTER = 512
+
+# FindObjectFlags -> (variable, function, constant): enum.Flag arithmetic costs
+# more than the rest of a cached lookup.
+_FLAG_PARTS: Dict[FindObjectFlags, Tuple[bool, bool, bool]] = {}
 
 
 class BtfVarsError(Exception):
@@ -190,8 +199,13 @@ class KernelBtf:
         self._vmcoreinfo: Optional[Dict[str, str]] = None
         self._bootstrap: Optional[BootstrapCache] = None
         self._var_locations: Dict[int, Dict[int, Tuple[int, int, int]]] = {}
-        self._datasec_index: Dict[int, Dict[int, int]] = {}
+        self._datasec_index: Dict[int, Dict[int, Tuple[int, str]]] = {}
         self._var_lookups: Dict[int, int] = {}
+        # name -> (address, type id) of the variable BTF's VARs; built after
+        # _VAR_TABLE_AFTER variable lookups (a sweep, a notebook walking
+        # globals) so that each later lookup is one dict access.
+        self._var_table: Optional[Dict[str, Tuple[int, int]]] = None
+        self._var_table_countdown = _VAR_TABLE_AFTER
         self._section_bases: Dict[Tuple[int, int], Optional[int]] = {}
         self._constants: Dict[str, Optional[Object]] = {}
         self._bootstrap_types: Dict[str, Type] = {}
@@ -635,15 +649,20 @@ class KernelBtf:
                 return obj
         return obj
 
+    def _datasecs(self, btf: Btf) -> Dict[int, Tuple[int, str]]:
+        """DATASEC id -> (index among the object's DATASECs, section name)."""
+        index_of = self._datasec_index.get(id(btf))
+        if index_of is None:
+            index_of = self._datasec_index[id(btf)] = {
+                sid: (i, btf.name(sid)) for i, sid in enumerate(btf.datasecs())}
+        return index_of
+
     def _var_location(self, btf: Btf, var_id: int) -> Optional[Tuple[int, str, int]]:
         """(DATASEC index, section name, offset) of a VAR of ``btf``: the
         first few lookups scan the DATASECs' raw entries; after that the
         whole map is built once."""
         key = id(btf)
-        index_of = self._datasec_index.get(key)
-        if index_of is None:
-            index_of = self._datasec_index[key] = {
-                sid: i for i, sid in enumerate(btf.datasecs())}
+        index_of = self._datasecs(btf)
         locs = self._var_locations.get(key)
         if locs is None:
             n = self._var_lookups[key] = self._var_lookups.get(key, 0) + 1
@@ -653,7 +672,8 @@ class KernelBtf:
         if loc is None:
             return None
         sid, offset, _ = loc
-        return index_of[sid], btf.name(sid), offset
+        index, sec_name = index_of[sid]
+        return index, sec_name, offset
 
     def _section_base(self, btf: Btf, index: int, sec_name: str) -> Optional[int]:
         key = (id(btf), index)
@@ -709,16 +729,58 @@ class KernelBtf:
             address = self._symbol_address(btf.name(var_id))
         if address is None:
             return None
-        return Object(self.prog, self.converter.type(btf, var_id), address=address)
+        type_id, _ = btf.var_type(var_id)
+        return Object(self.prog, self.converter.type(btf, type_id), address=address)
+
+    def _build_var_table(self, btf: Btf) -> Dict[str, Tuple[int, int]]:
+        """name -> (address, type id) for the VARs of the variable BTF whose
+        section link address the identity record gives; the same choice as
+        :meth:`_find_variable` (the first global definition, else the first
+        static). A name whose address needs kallsyms is left out (and so
+        takes the ordinary path)."""
+        key = id(btf)
+        locs = self._var_locations.get(key)
+        if locs is None:
+            locs = self._var_locations[key] = btf.var_locations()
+        index_of = self._datasecs(btf)
+        meta = self._vars_meta
+        chosen: Dict[str, Tuple[int, int, int]] = {}
+        for vid, name, tid, linkage in btf.var_records():
+            old = chosen.get(name)
+            if old is None or (old[2] == 0 and linkage != 0):
+                chosen[name] = (vid, tid, linkage)
+        table: Dict[str, Tuple[int, int]] = {}
+        for name, (vid, tid, _) in chosen.items():
+            loc = locs.get(vid)
+            if loc is None:
+                continue
+            index, sec_name = index_of[loc[0]]
+            if meta is None or index not in meta.section_addresses:
+                continue
+            base = self._section_base(btf, index, sec_name)
+            if base is not None:
+                table[name] = (base + loc[1], tid)
+        return table
 
     def _find_variable(self, name: str) -> Optional[Object]:
+        table = self._var_table
+        if table is not None:
+            hit = table.get(name)
+            if hit is not None:
+                return Object(self.prog, self.converter.type(self._vars, hit[1]),  # type: ignore[arg-type]
+                              address=hit[0])
+        elif not self._loading_modules:
+            self._var_table_countdown -= 1
+            if self._var_table_countdown <= 0 and self.vars() is not None:
+                self._var_table = self._build_var_table(self.vars())  # type: ignore[arg-type]
+                return self._find_variable(name)
         for btf in self._btfs_for_vars():
             ids = btf.find(name, BtfKind.VAR)
             if not ids:
                 continue
             if len(ids) > 1:
                 # Prefer a global definition over same-named statics.
-                ids = sorted(ids, key=lambda i: btf.type(i).linkage == 0)
+                ids = sorted(ids, key=lambda i: btf.var_type(i)[1] == 0)
             obj = self._var_object(btf, ids[0])
             if obj is not None:
                 return obj
@@ -728,6 +790,9 @@ class KernelBtf:
                     return self._bootstrap_object(name)
                 except LookupError:
                     return None
+            declared = self.declarations().object(name)
+            if declared is not None:
+                return declared
             if not self._told_no_vars and self.vmlinux() is not None:
                 self._told_no_vars = True
                 logger.warning(
@@ -827,16 +892,22 @@ class KernelBtf:
             self._warn(f"cannot enumerate kernel modules: {e}")
 
     def _find_object(self, name: str, flags: FindObjectFlags) -> Optional[Object]:
+        wanted = _FLAG_PARTS.get(flags)
+        if wanted is None:
+            wanted = _FLAG_PARTS[flags] = (bool(flags & FindObjectFlags.VARIABLE),
+                                           bool(flags & FindObjectFlags.FUNCTION),
+                                           bool(flags & FindObjectFlags.CONSTANT))
+        variable, function, constant = wanted
         try:
-            if flags & FindObjectFlags.VARIABLE:
+            if variable:
                 obj = self._find_variable(name)
                 if obj is not None:
                     return obj
-            if flags & FindObjectFlags.FUNCTION:
+            if function:
                 obj = self._find_function(name)
                 if obj is not None:
                     return obj
-            if flags & FindObjectFlags.CONSTANT:
+            if constant:
                 obj = self._find_constant(name)
                 if obj is not None:
                     return obj
@@ -846,6 +917,15 @@ class KernelBtf:
 
     # ------------------------------------------------------------------
     # Status
+
+    def declarations(self) -> Declarations:
+        """Degraded mode: the table of declarations of the globals drgn's
+        helpers need, applied to this kernel (used only without a variable
+        BTF; see :mod:`drgn_btfvars.decls`)."""
+        d = self.__dict__.get("_declarations")
+        if d is None:
+            d = self._declarations = Declarations(self)
+        return d
 
     def status(self) -> Dict[str, object]:
         """What was found, as a dictionary (loads what is not loaded yet)."""

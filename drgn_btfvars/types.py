@@ -103,6 +103,9 @@ class TypeConverter:
         # id(btf) -> {type_id: Type}; the Btf objects are kept alive by
         # _btfs so that id() values are never reused.
         self._cache: Dict[int, Dict[int, Type]] = {}
+        # id(btf) -> {type_id: Type} of what type() returned (qualifiers applied).
+        self._done: Dict[int, Dict[int, Type]] = {}
+        self._int_fields: Dict[int, Dict[int, Optional[Tuple[int, int]]]] = {}
         self._btfs: Dict[int, Btf] = {}
         self._int_by_name: Dict[Tuple[str, int, bool], Type] = {}
         self._language = Language.C
@@ -111,6 +114,16 @@ class TypeConverter:
 
     def type(self, btf: Btf, type_id: int) -> Type:
         """Return the drgn type for ``type_id`` of ``btf`` (any id of its chain)."""
+        done = self._done.get(id(btf))
+        if done is None:
+            done = self._done[id(btf)] = {}
+            self._btfs[id(btf)] = btf
+        result = done.get(type_id)
+        if result is None:
+            result = done[type_id] = self._qualified(btf, type_id)
+        return result
+
+    def _qualified(self, btf: Btf, type_id: int) -> Type:
         if type_id == 0:
             return self.prog.void_type(language=self._language)
         qualifiers = Qualifiers.NONE
@@ -215,12 +228,10 @@ class TypeConverter:
             if not t.kind_flag:
                 # Old encoding: the bit-field width (and an extra offset) are
                 # in the member's INT type.
-                mt = owner.type(owner.resolve(m.type)) if m.type else None
-                if mt is not None and mt.kind == BtfKind.INT and (
-                    mt.int_offset or mt.int_bits != mt.size * 8
-                ):
-                    bit_offset += mt.int_offset
-                    bit_field_size = mt.int_bits
+                int_field = self._int_field(owner, m.type)
+                if int_field is not None:
+                    bit_offset += int_field[0]
+                    bit_field_size = int_field[1]
             if i != last and not bit_field_size and t.kind == BtfKind.STRUCT:
                 thunk = self._zero_length_thunk(owner, m.type)
             else:
@@ -228,6 +239,23 @@ class TypeConverter:
             members.append(TypeMember(thunk, m.name or None, bit_offset))
         make = self.prog.struct_type if t.kind == BtfKind.STRUCT else self.prog.union_type
         return make(t.name or None, t.size, members, language=self._language)
+
+    def _int_field(self, owner: Btf, type_id: int) -> Optional[Tuple[int, int]]:
+        """(extra bit offset, bit width) when ``type_id`` resolves to an INT
+        narrower than its size (a bit field in the old encoding), else None;
+        cached per type id (members share a few types)."""
+        cache = self._int_fields.get(id(owner))
+        if cache is None:
+            cache = self._int_fields[id(owner)] = {}
+        if type_id in cache:
+            return cache[type_id]
+        result = None
+        if type_id:
+            mt = owner.type(owner.resolve(type_id))
+            if mt.kind == BtfKind.INT and (mt.int_offset or mt.int_bits != mt.size * 8):
+                result = (mt.int_offset, mt.int_bits)
+        cache[type_id] = result
+        return result
 
     def _zero_length_thunk(self, owner: Btf, type_id: int) -> Callable[[], Type]:
         """A member before a struct's last: a 0-element array is ``[0]``."""

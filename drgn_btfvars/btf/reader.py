@@ -359,6 +359,48 @@ class Btf:
             return sid, w[p + 4 + 3 * j], w[p + 5 + 3 * j]
         return None
 
+    def var_type(self, var_id: int) -> Tuple[int, int]:
+        """``(type id, linkage)`` of a VAR of the chain, read from its raw
+        record without decoding it (the per-lookup path of a variable)."""
+        b = self._owner(var_id)
+        if var_id == 0 or (b._words[b._offs[var_id - b.first_id] + 1] >> 24) & 0x7F != BtfKind.VAR:
+            raise BtfError(f"{self._what}: type id {var_id} is not a VAR")
+        p = b._offs[var_id - b.first_id]
+        tid = b._words[p + 2]
+        if tid >= b.end_id:
+            raise b._bad_ref(tid, "type", var_id)
+        return tid, b._words[p + 3]
+
+    def var_records(self) -> List[Tuple[int, str, int, int]]:
+        """``(VAR id, name, type id, linkage)`` of every VAR of THIS object,
+        ascending, read from the raw records in one pass (the bulk form of
+        :meth:`var_type`)."""
+        w, offs, first, end = self._words, self._offs, self.first_id, self.end_id
+        own = self._own_strings()
+        sstr = self._str
+        out = []
+        for vid in self._ids_of_kind(BtfKind.VAR):
+            p = offs[vid - first]
+            tid = w[p + 2]
+            if tid >= end:
+                raise self._bad_ref(tid, "type", vid)
+            no = w[p]
+            name = own.get(no)
+            out.append((vid, sstr(no) if name is None else name, tid, w[p + 3]))
+        return out
+
+    def _own_strings(self) -> Dict[int, str]:
+        """Chain-wide offset -> string for every string that starts right
+        after a NUL in THIS object's string section, split in one pass (an
+        offset into the middle of a string is not in it)."""
+        raw = bytes(self.data[self._sbase:self._sbase + self.header.str_len])
+        out: Dict[int, str] = {}
+        off = self.str_start
+        for part in raw.split(b"\0")[:-1]:  # the section ends with a NUL (checked at open)
+            out[off] = part.decode("utf-8", "surrogateescape")
+            off += len(part) + 1
+        return out
+
     def var_locations(self) -> Dict[int, Tuple[int, int, int]]:
         """VAR id → ``(DATASEC id, offset, size)`` for THIS object's DATASECs
         (the first entry wins for a VAR listed twice), built from raw records."""
@@ -429,7 +471,9 @@ class Btf:
         if kind is None:
             return list(ids)
         if isinstance(kind, int):
-            return [i for i in ids if self.raw_kind(i) == kind]
+            # The ids come from this object's own index: no range checks needed.
+            w, offs, first = self._words, self._offs, self.first_id
+            return [i for i in ids if (w[offs[i - first] + 1] >> 24) & 0x7F == kind]
         kinds = {int(k) for k in kind}
         return [i for i in ids if self.raw_kind(i) in kinds]
 

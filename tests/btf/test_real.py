@@ -2,9 +2,9 @@
 
 import pytest
 
-from drgn_btfvars.btf import Btf, BtfBuilder, BtfKind
+from drgn_btfvars.btf import Btf, BtfBuilder, BtfError, BtfKind
 
-from .conftest import KERNELS, MODULES, fixture_btf, fixture_bytes
+from .conftest import KERNELS, MODULES, ROOT, fixture_btf, fixture_bytes
 
 
 @pytest.fixture(scope="module", params=KERNELS)
@@ -92,3 +92,24 @@ def test_format_c_real():
     (ts,) = vml.find("task_struct", BtfKind.STRUCT)
     decls = [vml.format_c(m.type, m.name) for m in vml.type(ts).members]
     assert "struct task_struct *last_wakee" in decls and "const cpumask_t *cpus_ptr" in decls
+
+
+def test_var_raw_accessors_agree_with_decoding(chain):
+    """var_type()/var_records() read VARs from raw words; they must give what
+    decoding the record gives (the variable BTF of the same kernel is the
+    big case: ~24-35k VARs)."""
+    key, vml, _ = chain
+    btfs = [vml]
+    if (ROOT / "vmcores" / key / "vars" / "btf_global_variables.btf.zst").exists():
+        btfs.append(Btf(fixture_bytes(key, "../vars/btf_global_variables"), vml,
+                        name="btf_global_variables"))
+    for btf in btfs:
+        records = btf.var_records()
+        assert [r[0] for r in records] == list(btf.vars())
+        for vid, name, tid, linkage in records:
+            t = btf.type(vid)
+            assert (name, tid, linkage) == (t.name, t.type, t.linkage)
+            assert btf.var_type(vid) == (tid, linkage)
+    (ts,) = vml.find("task_struct", BtfKind.STRUCT)
+    with pytest.raises(BtfError, match="not a VAR"):
+        vml.var_type(ts)

@@ -1,0 +1,62 @@
+"""The bulk variable table (built after many lookups, e.g. a sweep) gives
+exactly what the per-name path gives, for every name of the variable BTF."""
+
+from pathlib import Path
+
+from drgn import Type, TypeKind, sizeof
+
+from drgn_btfvars import finders
+from drgn_btfvars.btf import BtfKind
+
+from .conftest import BtfSession, fake_module_loaded, open_btf, vars_btf_bytes
+
+
+def _identity(t: Type) -> tuple:
+    return (t.kind, t.type_name(), sizeof(t) if t.is_complete() and t.kind != TypeKind.FUNCTION
+            else None)
+
+
+def _reopen(key: str, path: Path) -> BtfSession:
+    """Another session with the same variable BTF as ``vars_session``."""
+    if fake_module_loaded(key):
+        return open_btf(path)
+    return open_btf(path, vars_btf=vars_btf_bytes(key))
+
+
+def test_table_equals_per_name_path(vars_session: BtfSession, vmcore_key: str,
+                                    vmcore_path: Path) -> None:
+    kb = vars_session.kb
+    vars_btf = kb.vars()
+    assert vars_btf is not None
+    table = kb._build_var_table(vars_btf)
+    names = {vars_btf.name(v) for v in vars_btf.vars()}
+    # Nearly every name has a section link address in the identity record.
+    assert len(table) >= 0.99 * len(names), (len(table), len(names))
+
+    # A fresh session that never builds the table (countdown out of reach).
+    slow = _reopen(vmcore_key, vmcore_path)
+    slow.kb._var_table_countdown = 10 ** 9
+    same = 0
+    for name, (address, type_id) in table.items():
+        obj = slow.kb._find_variable(name)
+        assert obj is not None, name
+        assert obj.address_ == address, name
+        # Same BTF bytes, so the same type id must give the same type (drgn
+        # Types have no ==: compare what identifies them).
+        assert _identity(obj.type_) == _identity(slow.kb.converter.type(slow.kb.vars(), type_id)), name
+        same += 1
+    assert same == len(table)
+    assert slow.kb._var_table is None
+
+
+def test_table_is_built_after_many_lookups(vmcore_key: str, vmcore_path: Path,
+                                           vars_session: BtfSession) -> None:
+    s = _reopen(vmcore_key, vmcore_path)
+    vars_btf = s.kb.vars()
+    names = [vars_btf.name(v) for v in vars_btf.ids_of_kind(BtfKind.VAR)]
+    for name in names[: finders._VAR_TABLE_AFTER + 1]:
+        s.prog.variable(name)
+    assert s.kb._var_table is not None
+    # Names outside the table still resolve the ordinary way (per-CPU
+    # variables of vmlinux's own DATASEC, functions).
+    assert s.prog["runqueues"].type_.type_name() == "struct rq"

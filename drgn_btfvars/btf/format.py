@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import enum
 import struct
-from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
+
+from .record import Record
 
 __all__ = [
     "BTF_MAGIC", "BTF_VERSION", "HDR_LEN_V1", "HDR_LEN_LAYOUT",
@@ -90,11 +91,12 @@ KIND_ELEM_SIZE: Dict[int, int] = {
 }
 
 
-@dataclass(frozen=True)
-class BtfHeader:
-    """A decoded BTF header."""
+class BtfHeader(Record):
+    """A decoded BTF header: ``byteorder`` ("little" or "big"), ``version``,
+    ``flags``, ``hdr_len``, ``type_off``, ``type_len``, ``str_off``,
+    ``str_len``, ``layout_off`` and ``layout_len`` (0 without a layout section)."""
 
-    byteorder: str          # "little" or "big"
+    byteorder: str
     version: int
     flags: int
     hdr_len: int
@@ -102,8 +104,11 @@ class BtfHeader:
     type_len: int
     str_off: int
     str_len: int
-    layout_off: int = 0
-    layout_len: int = 0
+    layout_off: int
+    layout_len: int
+    _fields = ("byteorder", "version", "flags", "hdr_len", "type_off", "type_len",
+               "str_off", "str_len", "layout_off", "layout_len")
+    _defaults = {"layout_off": 0, "layout_len": 0}
 
     @property
     def has_layout(self) -> bool:

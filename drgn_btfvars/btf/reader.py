@@ -8,7 +8,6 @@ with the input raises :class:`BtfError` naming the type id or byte offset.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from array import array
@@ -35,8 +34,8 @@ _REF_KINDS = frozenset((BtfKind.PTR, BtfKind.TYPEDEF, BtfKind.VOLATILE, BtfKind.
                         BtfKind.DECL_TAG, BtfKind.FUNC_PROTO))
 _KINDS = {int(k): k for k in BtfKind}
 _SIMPLE_REF = frozenset((2, 8, 9, 10, 11, 18))
-_TYPE_DEFAULTS = {f.name: f.default for f in dataclasses.fields(BtfType)}
-_new = object.__new__  # frozen dataclasses are filled through __dict__ (3x faster)
+_TYPE_DEFAULTS = BtfType._defaults
+_new = object.__new__  # frozen records are filled through __dict__ (3x faster)
 
 
 def load_accel():

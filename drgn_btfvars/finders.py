@@ -335,6 +335,12 @@ class KernelBtf:
         index = self.kallsyms()
         if index is not None:
             out.extend(index(prog, name, address, one))
+            if address is not None and out and out[0].address < self._zero_based_percpu_end():
+                # x86-64 before 6.15 links per-CPU variables at 0: kallsyms
+                # lists their offsets, which are not addresses (NULL would
+                # print as __per_cpu_start+0x0). drgn with DWARF does not
+                # give them for an address either.
+                out = [s for s in out if s.address >= self._zero_based_percpu_end()]
             if one and out:
                 return out
         if index is not None and not self._loading_modules:
@@ -342,6 +348,16 @@ class KernelBtf:
             if mindex is not None:
                 out.extend(mindex(prog, name, address, one))
         return out[:1] if one else out
+
+    def _zero_based_percpu_end(self) -> int:
+        """``__per_cpu_end`` when the per-CPU section is linked at 0, else 0."""
+        end = self.__dict__.get("_percpu_zero_end")
+        if end is None:
+            end = 0
+            if self._symbol_address("__per_cpu_start") == 0:
+                end = self._symbol_address("__per_cpu_end") or 0
+            self._percpu_zero_end = end
+        return end
 
     # ------------------------------------------------------------------
     # BTF sources

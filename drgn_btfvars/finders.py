@@ -948,23 +948,51 @@ class KernelBtf:
         vmlinux = self.vmlinux()
         v = self.vars()
         mods = self.module_names()
+        meta = self._vars_meta
         out: Dict[str, object] = {
             "kernel": self._kernel_build(),
             "vmlinux_btf": None if vmlinux is None else {
+                "source": self._vmlinux_source(),
                 "bytes": len(vmlinux.data), "types": len(vmlinux),
                 "percpu_vars": sum(1 for _ in vmlinux.vars())},
             "variable_btf": None if v is None else {
                 "source": self._vars_source, "bytes": len(v.data), "types": len(v),
                 "vars": sum(1 for _ in v.vars()),
-                "refused_prototypes": len(self._vars_meta.bad_protos) if self._vars_meta else 0},
+                # _check_build() refused any other build's: these match.
+                "release": meta.release if meta else None,
+                "build_id": meta.build_id if meta else None,
+                "refused_prototypes": len(meta.bad_protos) if meta else 0},
+            "declarations": self.declarations().summary() if v is None and vmlinux else None,
             "module_btfs": {n: len(self._module_raw()[n].data) for n in mods},
             "kallsyms": "not loaded" if self._kallsyms is None and self._kallsyms_error is None
-            else ("error: " + str(self._kallsyms_error) if self._kallsyms_error else "loaded"),
+            else ("error: " + str(self._kallsyms_error) if self._kallsyms_error else
+                  f"loaded from {'/proc/kallsyms' if self.is_live else 'VMCOREINFO'}, "
+                  f"{len(self._kallsyms(self.prog, None, None, False)):,} symbols"),
             "bootstrap_cache": str(self.bootstrap_cache().path)
             if self.bootstrap_cache().enabled else "disabled",
             "warnings": list(self.warnings),
         }
         return out
+
+    def _vmlinux_source(self) -> str:
+        """Where the vmlinux BTF comes from (as :meth:`_read_vmlinux_bytes` chooses)."""
+        arg = self._vmlinux_arg
+        if isinstance(arg, (bytes, bytearray, memoryview)):
+            return "bytes given to enable()"
+        if arg is not None:
+            return str(arg)
+        if self.is_live and (sources.SYSFS_BTF / "vmlinux").exists():
+            return str(sources.SYSFS_BTF / "vmlinux")
+        return "kernel memory (__start_BTF..__stop_BTF)"
+
+    def __repr__(self) -> str:
+        try:
+            release = self.vmcoreinfo().get("OSRELEASE", "?")
+        except Exception:  # a repr must not fail
+            release = "?"
+        state = "variable BTF" if self._vars is not None else (
+            "not loaded yet" if not self._vars_loaded else "stock (no variable BTF)")
+        return f"<KernelBtf {release}: {state}>"
 
     def status_text(self) -> str:
         """:meth:`status` for people."""
@@ -972,12 +1000,21 @@ class KernelBtf:
         lines = [f"drgn-btfvars: {st['kernel']}"]
         vm = st["vmlinux_btf"]
         lines.append("  vmlinux BTF:  " + ("MISSING" if vm is None else
-                     f"{vm['bytes']:,} bytes, {vm['types']:,} types, {vm['percpu_vars']} per-CPU variables"))
+                     f"{vm['bytes']:,} bytes, {vm['types']:,} types, {vm['percpu_vars']} per-CPU variables"
+                     f" from {vm['source']}"))
         vb = st["variable_btf"]
         lines.append("  variable BTF: " + ("none (stock kernel: per-CPU variables, functions and "
                                            "constants only)" if vb is None else
                      f"{vb['vars']:,} variables, {vb['types']:,} types, {vb['bytes']:,} bytes "
                      f"from {vb['source']}"))
+        if vb is not None:
+            lines.append(f"                made for {vb['release']} (build ID {vb['build_id']}): "
+                         "matches this kernel")
+        dc = st["declarations"]
+        if isinstance(dc, dict):
+            lines.append(f"  declarations: {dc['typed']} of {dc['entries']} apply to this kernel "
+                         "(degraded mode: globals drgn's helpers need, typed from BTF type names; "
+                         f"{len(dc['skipped'])} skipped)")
         mb = st["module_btfs"]
         lines.append(f"  module BTF:   {len(mb)} modules" + (f" ({', '.join(sorted(mb))})" if mb else ""))
         lines.append(f"  kallsyms:     {st['kallsyms']}")

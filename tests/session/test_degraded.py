@@ -12,7 +12,6 @@ never print something DWARF contradicts.
 from collections import Counter
 from typing import Any, Dict, List, Tuple
 
-
 from drgn_btfvars import decls
 from drgn_btfvars.finders import KernelBtf
 from vmcores import commands

@@ -88,6 +88,16 @@ _VAR_TABLE_AFTER = 512
 _FLAG_PARTS: Dict[FindObjectFlags, Tuple[bool, bool, bool]] = {}
 
 
+def _int_words(name: str) -> Tuple[str, ...]:
+    """A C integer type name in a spelling-independent form: its words
+    sorted, without a redundant "int" ("unsigned long" and "long unsigned
+    int" are one type; "signed char" and "char" are not)."""
+    words = name.split()
+    if len(words) > 1 and "int" in words:
+        words.remove("int")
+    return tuple(sorted(words))
+
+
 class BtfVarsError(Exception):
     """A BTF source that was found but cannot be used (e.g. another build's)."""
 
@@ -205,6 +215,7 @@ class KernelBtf:
         # _VAR_TABLE_AFTER variable lookups (a sweep, a notebook walking
         # globals) so that each later lookup is one dict access.
         self._var_table: Optional[Dict[str, Tuple[int, int]]] = None
+        self._int_spellings: Optional[Dict[Tuple[str, ...], int]] = None
         self._var_table_countdown = _VAR_TABLE_AFTER
         self._section_bases: Dict[Tuple[int, int], Optional[int]] = {}
         self._constants: Dict[str, Optional[Object]] = {}
@@ -580,9 +591,29 @@ class KernelBtf:
                 yield v
             yield from self._iter_module_btfs()
 
+    def _vmlinux_int(self, name: str) -> Optional[_Candidate]:
+        """The vmlinux INT type spelled another way: drgn asks for "unsigned
+        long", then "long unsigned", ... until one matches BTF's "long
+        unsigned int"; each miss would otherwise search every module's BTF."""
+        vmlinux = self.vmlinux()
+        if vmlinux is None:
+            return None
+        if self._int_spellings is None:
+            self._int_spellings = {}
+            for tid in vmlinux.ids_of_kind(BtfKind.INT):
+                t = vmlinux.type(tid)
+                if not t.int_encoding & _BTF_INT_BOOL:
+                    self._int_spellings.setdefault(_int_words(t.name), tid)
+        tid = self._int_spellings.get(_int_words(name))
+        return None if tid is None else _Candidate(vmlinux, tid)
+
     def _find_type_id(
         self, name: str, kinds: Sequence[BtfKind], want_bool: Optional[bool]
     ) -> Optional[_Candidate]:
+        if want_bool is False and " " in name:
+            found = self._vmlinux_int(name)
+            if found is not None:
+                return found
         for btf in self._btfs_for_types():
             for kind in kinds:
                 for type_id in btf.find(name, kind):

@@ -16,6 +16,7 @@ int btfv_walk(const uint32_t *w, size_t n, const int32_t *fix, const uint32_t *e
               uint32_t *offs, size_t *count, uint32_t *err);
 uint32_t btfv_max_name_off(const uint32_t *w, const uint32_t *offs, size_t count);
 void btfv_kinds(const uint32_t *w, const uint32_t *offs, size_t count, uint8_t *out);
+long btfv_find_word(const uint32_t *w, size_t n, uint32_t value, size_t from);
 long btfv_index_build(const uint32_t *w, const uint32_t *offs, size_t count,
                       const char *const *segs, const uint32_t *start, const uint32_t *len,
                       int nseg, uint32_t *table, uint32_t mask, uint32_t *hashes,

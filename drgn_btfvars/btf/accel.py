@@ -13,7 +13,7 @@ from ._accel import ffi, lib  # type: ignore[import-not-found]  # ImportError ->
 if TYPE_CHECKING:
     from .reader import Btf
 
-__all__ = ["walk", "max_name_off", "kinds", "NameIndex"]
+__all__ = ["walk", "max_name_off", "kinds", "find_words", "NameIndex"]
 
 _alloc = ffi.new_allocator(should_clear_after_alloc=False)
 
@@ -45,6 +45,20 @@ def kinds(words: array, offs: array) -> bytes:
         lib.btfv_kinds(ffi.from_buffer("uint32_t[]", words), ffi.from_buffer("uint32_t[]", offs),
                        len(offs), ffi.from_buffer("uint8_t[]", out))
     return bytes(out)
+
+
+def find_words(words: array, value: int) -> List[int]:
+    """Indexes of every word equal to ``value``, ascending."""
+    n = len(words)
+    if not n:
+        return []
+    buf = ffi.from_buffer("uint32_t[]", words)
+    out = []
+    i = lib.btfv_find_word(buf, n, value, 0)
+    while i >= 0:
+        out.append(i)
+        i = lib.btfv_find_word(buf, n, value, i + 1)
+    return out
 
 
 class NameIndex:

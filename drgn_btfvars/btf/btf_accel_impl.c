@@ -66,6 +66,15 @@ void btfv_kinds(const uint32_t *w, const uint32_t *offs, size_t count, uint8_t *
         out[i] = (w[offs[i] + 1] >> 24) & 0x7f;
 }
 
+/* Index of the first word at or after `from` equal to `value`, or -1. */
+long btfv_find_word(const uint32_t *w, size_t n, uint32_t value, size_t from)
+{
+    for (size_t i = from; i < n; i++)
+        if (w[i] == value)
+            return (long)i;
+    return -1;
+}
+
 /* The strings of a chain: segment j holds offsets [start[j], start[j] + len[j]).
    Returns the string and sets *end to its segment's end. */
 static const char *chain_str(const char *const *segs, const uint32_t *start,

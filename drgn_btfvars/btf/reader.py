@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from array import array
+from bisect import bisect_right
 from collections import Counter
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
@@ -312,20 +313,44 @@ class Btf:
         return self._enum_index.get(name, [])
 
     def _scan_enumerator(self, name: str) -> List[Tuple[int, int]]:
-        offs = set(self.string_offsets(name))
-        if not offs:
-            return []
-        w, first, out = self._words, self.first_id, []
-        for kind, step in ((BtfKind.ENUM, 2), (BtfKind.ENUM64, 3)):
-            for tid in self._ids_of_kind(kind):
-                p = self._offs[tid - first]
-                vlen = w[p + 1] & 0xFFFFFF
-                names = w[p + 3:p + 3 + step * vlen:step].tolist()
-                for j, o in enumerate(names):
-                    if o in offs:
-                        out.append((tid, j))
+        out = []
+        for so in set(self.string_offsets(name)):
+            for tid, entry, field in self._vlen_slots(so, {BtfKind.ENUM: 2, BtfKind.ENUM64: 3}):
+                if field == 0:  # the enumerator's name
+                    out.append((tid, entry))
         out.sort()
         return out
+
+    def _vlen_slots(self, value: int, kinds: Dict[int, int]) -> Iterator[Tuple[int, int, int]]:
+        """``(type id, entry index, word within the entry)`` of every place in
+        THIS object where a record of one of ``kinds`` (kind -> words per
+        entry) stores ``value`` in its entries, ascending: a byte search of
+        the type section instead of a walk over every record."""
+        w, offs, first = self._words, self._offs, self.first_id
+        for widx in self._find_words(value):
+            r = bisect_right(offs, widx) - 1
+            p = offs[r]
+            step = kinds.get((w[p + 1] >> 24) & 0x7F)
+            j = widx - p - 3
+            if step is not None and 0 <= j < step * (w[p + 1] & 0xFFFFFF):
+                yield first + r, j // step, j % step
+
+    def _find_words(self, value: int) -> Iterator[int]:
+        """Indexes of the type-section words equal to ``value``, ascending."""
+        w = self._words
+        if self._accel is not None:
+            yield from self._accel.find_words(w, value)
+            return
+        d, base = self.data, self._type_base
+        if w.__class__ is not memoryview or not isinstance(d, bytes):
+            d, base = w.tobytes(), 0  # a byte-swapped copy
+        end = base + 4 * len(w)
+        pat = value.to_bytes(4, sys.byteorder)
+        i = d.find(pat, base, end)
+        while i >= 0:
+            if not (i - base) & 3:
+                yield (i - base) >> 2
+            i = d.find(pat, i + 1, end)
 
     def _build_enum_index(self) -> Dict[str, List[Tuple[int, int]]]:
         w, first = self._words, self.first_id
@@ -346,16 +371,11 @@ class Btf:
     def var_location(self, var_id: int) -> Optional[Tuple[int, int, int]]:
         """``(DATASEC id, offset, size)`` of one VAR of THIS object (the first
         DATASEC entry for it), by scanning the raw entries (no map built)."""
-        w, first = self._words, self.first_id
-        for sid in self._ids_of_kind(BtfKind.DATASEC):
-            p = self._offs[sid - first]
-            vlen = w[p + 1] & 0xFFFFFF
-            types = w[p + 3:p + 3 + 3 * vlen:3].tolist()
-            try:
-                j = types.index(var_id)
-            except ValueError:
-                continue
-            return sid, w[p + 4 + 3 * j], w[p + 5 + 3 * j]
+        w = self._words
+        for sid, entry, field in self._vlen_slots(var_id, {BtfKind.DATASEC: 3}):
+            if field == 0:  # the entry's VAR id
+                p = self._offs[sid - self.first_id] + 3 + 3 * entry
+                return sid, w[p + 1], w[p + 2]
         return None
 
     def var_type(self, var_id: int) -> Tuple[int, int]:

@@ -113,3 +113,26 @@ def test_var_raw_accessors_agree_with_decoding(chain):
     (ts,) = vml.find("task_struct", BtfKind.STRUCT)
     with pytest.raises(BtfError, match="not a VAR"):
         vml.var_type(ts)
+
+
+@pytest.mark.parametrize("accel", [False, True], ids=["pure", "accel"])
+def test_raw_scans_agree_with_indexes(chain, accel):
+    """The first lookups scan raw words (var_location, enumerators); they
+    must give what the full maps give, in C and in pure Python."""
+    key, _, _ = chain
+    vml = Btf(fixture_bytes(key, "vmlinux"), name="vmlinux", accel=accel)
+    if accel and vml._accel is None:
+        pytest.skip("the C accelerator is not built")
+    btfs = [vml]
+    if (ROOT / "vmcores" / key / "vars" / "btf_global_variables.btf.zst").exists():
+        btfs.append(Btf(fixture_bytes(key, "../vars/btf_global_variables"), vml,
+                        name="btf_global_variables", accel=accel))
+    for btf in btfs:
+        locs = btf.var_locations()
+        ids = list(btf.vars())
+        for vid in ids[:: max(1, len(ids) // 400)]:
+            assert btf.var_location(vid) == locs.get(vid), vid
+    enums = vml._build_enum_index()
+    names = sorted(enums)
+    for name in names[:: max(1, len(names) // 300)] + ["no_such_enumerator_x"]:
+        assert vml._scan_enumerator(name) == enums.get(name, []), name

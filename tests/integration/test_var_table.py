@@ -60,3 +60,21 @@ def test_table_is_built_after_many_lookups(vmcore_key: str, vmcore_path: Path,
     # Names outside the table still resolve the ordinary way (per-CPU
     # variables of vmlinux's own DATASEC, functions).
     assert s.prog["runqueues"].type_.type_name() == "struct rq"
+
+
+def test_integer_spellings(vars_session: BtfSession) -> None:
+    """Every C spelling of an integer type finds vmlinux's INT, the same
+    type as BTF's own spelling, and different types stay different."""
+    from drgn_btfvars.finders import _int_words
+
+    assert _int_words("unsigned long") == _int_words("long unsigned int")
+    assert _int_words("short") == _int_words("short int")
+    assert _int_words("signed char") != _int_words("char")
+    assert _int_words("long long unsigned int") != _int_words("long unsigned int")
+    prog = vars_session.prog
+    for a, b in [("unsigned long", "long unsigned int"), ("unsigned long long", "long long unsigned int"),
+                 ("unsigned short", "short unsigned int"), ("short", "short int"),
+                 ("unsigned char", "unsigned char"), ("long long", "long long int")]:
+        ta, tb = prog.type(a), prog.type(b)
+        assert (ta.name, ta.size, ta.is_signed) == (tb.name, tb.size, tb.is_signed), (a, b)
+    assert prog.type("signed char").is_signed and prog.type("unsigned char").is_signed is False

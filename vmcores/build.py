@@ -8,7 +8,10 @@ One command does everything for each kernel key (``bookworm``, ``trixie``,
 Steps, each bounded in time:
 
 1. Install the host tools it needs from bookworm (``qemu-system-x86``,
-   ``busybox-static``, ``kmod``, ``zstd``, ``e2fsprogs``) when missing.
+   ``busybox-static``, ``kmod``, ``zstd``, ``e2fsprogs``; for arm64 kernels
+   ``qemu-system-arm`` and the aarch64 cross gcc and binutils) when missing.
+   The busybox of a foreign-architecture guest is a package of the kernel's
+   (:meth:`kernels.Kernel.busybox`).
 2. Fetch and unpack the pinned kernel packages (:mod:`kernels`), never installing them.
 3. Make an initramfs: static busybox, a few real modules (``qemu_fw_cfg`` so that
    ``-device vmcoreinfo`` works, plus ordinary BTF-carrying ones: loop, ext4 and its
@@ -17,6 +20,8 @@ Steps, each bounded in time:
    dependencies first), lists ``/sys/kernel/btf/`` on the console, mounts, starts a few
    named processes, drops caches and prints a marker line.
 4. Boot with ``qemu-system-x86_64`` under TCG (``-cpu max,la57=off``, 2 vCPUs, KASLR on),
+   or for an arm64 kernel ``qemu-system-aarch64 -M virt -cpu max,pauth-impdef=on`` (see
+   :data:`GUEST_ARCHES`),
    wait for the marker on the serial log, then over QMP ``stop`` +
    ``dump-guest-memory`` (ELF, no paging) + ``quit``.  Only the QEMU this script started
    is ever ended, by its pid.
@@ -34,6 +39,7 @@ Work files (the raw dump, the initramfs) stay in ``<cache>/build/<key>/``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -62,11 +68,37 @@ MAX_COMPRESSED = 30 * 1000 * 1000  # bytes of vmcore.zst allowed per kernel (com
 
 # Debian packages (bookworm) providing the host tools, keyed by the binary needed.
 HOST_TOOLS: Dict[str, str] = {
-    "qemu-system-x86_64": "qemu-system-x86",
-    "busybox": "busybox-static",
     "depmod": "kmod",
     "zstd": "zstd",
     "mke2fs": "e2fsprogs",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class GuestArch:
+    """How to boot a kernel of one Debian architecture under QEMU (TCG)."""
+
+    qemu: str                     # the QEMU binary
+    machine: Tuple[str, ...]      # accelerator, machine and CPU options
+    console: str                  # the serial console device of the guest kernel
+    host_tools: Dict[str, str]    # binary -> bookworm package, for this architecture
+    drgn_arch: str                # drgn.Architecture name of a dump of it
+
+
+GUEST_ARCHES: Dict[str, GuestArch] = {
+    "amd64": GuestArch(
+        "qemu-system-x86_64", ("-accel", "tcg", "-M", "q35", "-cpu", "max,la57=off"), "ttyS0",
+        {"qemu-system-x86_64": "qemu-system-x86", "busybox": "busybox-static"}, "X86_64"),
+    # pauth-impdef: QEMU's cheap pointer-authentication algorithm (the kernel
+    # signs return addresses; the architected QARMA5 makes TCG boot twice as
+    # slowly).  KASLR stays on: virt passes a kaslr-seed in the device tree.
+    "arm64": GuestArch(
+        "qemu-system-aarch64",
+        ("-accel", "tcg,thread=multi", "-M", "virt", "-cpu", "max,pauth-impdef=on"), "ttyAMA0",
+        {"qemu-system-aarch64": "qemu-system-arm",
+         # the fake module is cross-built (vmcores/toolroot.py fakemod)
+         "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu",
+         "aarch64-linux-gnu-objcopy": "binutils-aarch64-linux-gnu"}, "AARCH64"),
 }
 
 # Stock modules loaded in the guest, in this order (each after its dependencies).
@@ -99,9 +131,13 @@ def log(msg: str) -> None:
 
 # --------------------------------------------------------------------------- host tools
 
-def ensure_host_tools() -> None:
-    """Install missing host tools from the bookworm suite (idempotent; needs root)."""
-    missing = sorted({pkg for exe, pkg in HOST_TOOLS.items()
+def ensure_host_tools(arches: Iterable[str] = ("amd64",)) -> None:
+    """Install missing host tools from the bookworm suite (idempotent; needs root):
+    the common ones and those for guests of ``arches`` (Debian architectures)."""
+    wanted = dict(HOST_TOOLS)
+    for a in arches:
+        wanted.update(GUEST_ARCHES[a].host_tools)
+    missing = sorted({pkg for exe, pkg in wanted.items()
                       if shutil.which(exe) is None and not Path("/usr/sbin", exe).exists()})
     if not missing:
         return
@@ -356,7 +392,7 @@ def build_initramfs(k: kernels.Kernel, workdir: Path, extra: List[Path]) -> Tupl
         c.dir(d)
     c.chardev("dev/console", 5, 1)
     c.chardev("dev/null", 1, 3)
-    c.file("bin/busybox", Path(tool("busybox")).read_bytes(), 0o755)
+    c.file("bin/busybox", k.busybox().read_bytes(), 0o755)  # of the guest's architecture
     c.symlink("bin/sh", "busybox")
     c.file("bin/ticker", TICKER.encode(), 0o755)
     for m in stock:
@@ -426,12 +462,11 @@ def qemu_args(k: kernels.Kernel, initrd: Path, serial: Path, qmp: Path, memory: 
     """The QEMU command line (recorded in the manifest)."""
     # init_on_free=1 zeroes freed pages (the unpacked initramfs image, dropped caches,
     # the module files removed after loading): the dump compresses far better.
-    append = "console=ttyS0 panic=-1 quiet rdinit=/init init_on_free=1"
+    g = GUEST_ARCHES[k.arch]
+    append = f"console={g.console} panic=-1 quiet rdinit=/init init_on_free=1"
     return [
-        tool("qemu-system-x86_64"),
-        "-accel", "tcg",
-        "-M", "q35",
-        "-cpu", "max,la57=off",
+        tool(g.qemu),
+        *g.machine,
         "-smp", "2",
         "-m", memory,
         "-nodefaults",
@@ -613,6 +648,7 @@ def build_one(key: str, extra: List[Path], memory: str, out_root: Path) -> Dict[
         "release": k.release,
         "version": k.version,
         "suite": k.suite,
+        "arch": k.arch,
         "packages": {role: list(p) for role, p in k.packages.items()},
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "memory": memory,
@@ -675,7 +711,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if key not in kernels.KERNELS:
             ap.error(f"unknown kernel {key!r}")
     extra = parse_extra(a.extra_module)
-    ensure_host_tools()
+    ensure_host_tools({kernels.KERNELS[key].arch for key in keys})
     failed = []
     for key in keys:
         try:

@@ -30,6 +30,24 @@ class Kernel:
     suite: str
     # role -> package names; every role is unpacked into its own directory.
     packages: Dict[str, Tuple[str, ...]]
+    # Debian architecture of the kernel ("amd64", "arm64").  Packages of another
+    # architecture than the machine's are named "name:arch=version".
+    arch: str = "amd64"
+
+    def busybox(self) -> Path:
+        """A static busybox that runs in the guest: the kernel's ``busybox``
+        package role when it has one (another architecture), else the host's."""
+        if "busybox" in self.packages:
+            p = unpack(self.key, "busybox") / "bin" / "busybox"
+            if p.exists():
+                return p
+            raise FileNotFoundError(f"no bin/busybox in the {self.key} busybox package")
+        import shutil
+
+        found = shutil.which("busybox")
+        if found is None:
+            raise FileNotFoundError("busybox (Debian busybox-static) is needed")
+        return Path(found)
 
     def vmlinuz(self) -> Path:
         root = unpack(self.key, "image")
@@ -72,6 +90,15 @@ def _img(abi: str, ver: str) -> Dict[str, Tuple[str, ...]]:
     }
 
 
+def _img_foreign(abi: str, ver: str, arch: str, busybox: str) -> Dict[str, Tuple[str, ...]]:
+    # A kernel of another architecture also needs a busybox of that architecture.
+    return {
+        "image": (f"linux-image-{abi}-unsigned:{arch}={ver}",),
+        "dbg": (f"linux-image-{abi}-dbg:{arch}={ver}",),
+        "busybox": (f"busybox-static:{arch}={busybox}",),
+    }
+
+
 KERNELS: Dict[str, Kernel] = {
     k.key: k
     for k in (
@@ -86,6 +113,11 @@ KERNELS: Dict[str, Kernel] = {
             "modules": ("linux-modules-7.2.13+deb14-amd64=7.2.13-1",),
             "dbg": ("linux-image-7.2.13+deb14-amd64-dbg=7.2.13-1",),
         }),
+        # The same Debian kernel version as "trixie", built for arm64.
+        Kernel("trixie-arm64", "6.12.117+deb13-arm64", "6.12.117-1", "trixie",
+               _img_foreign("6.12.117+deb13-arm64", "6.12.117-1", "arm64",
+                            "1:1.35.0-4+deb12u1+b1"),
+               arch="arm64"),
     )
 }
 
@@ -98,9 +130,11 @@ def cache_dir() -> Path:
 
 def _deb_glob(spec: str) -> str:
     name, _, ver = spec.partition("=")
+    # "name:arm64" asks for another architecture: the file ends in _arm64.deb.
+    name, _, arch = name.partition(":")
     # apt-get download keeps the epoch in the file name, with ':' escaped
     # as '%3a' (libbpf1_1%3a1.5.0-3_amd64.deb).
-    return f"{name}_{ver.replace(':', '%3a')}_*.deb"
+    return f"{name}_{ver.replace(':', '%3a')}_{arch or '*'}.deb"
 
 
 def download(specs: List[str]) -> List[Path]:
@@ -110,6 +144,9 @@ def download(specs: List[str]) -> List[Path]:
     missing = [s for s in specs if not list(debs.glob(_deb_glob(s)))]
     if missing:
         subprocess.run([str(HERE / "apt-suites.sh")], check=True)
+        foreign = sorted({s.partition("=")[0].partition(":")[2] for s in missing} - {""})
+        if foreign:
+            add_architectures(foreign)
         subprocess.run(["apt-get", "download", "-q", *missing], cwd=debs, check=True,
                        timeout=1800)
     out = []
@@ -119,6 +156,20 @@ def download(specs: List[str]) -> List[Path]:
             raise FileNotFoundError(f"apt-get download gave no file for {s}")
         out.append(found[0])
     return out
+
+
+def add_architectures(arches: List[str]) -> None:
+    """Let apt download packages of other architectures (``dpkg
+    --add-architecture``, then ``apt-get update``); nothing is installed."""
+    have = subprocess.run(["dpkg", "--print-foreign-architectures"], capture_output=True,
+                          text=True, check=True).stdout.split()
+    native = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    new = [a for a in arches if a not in have and a != native]
+    for a in new:
+        subprocess.run(["dpkg", "--add-architecture", a], check=True, timeout=60)
+    if new:
+        subprocess.run(["apt-get", "update", "-qq"], check=True, timeout=900)
 
 
 def unpack_packages(dest: Path, specs: List[str]) -> Path:

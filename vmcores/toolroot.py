@@ -157,8 +157,11 @@ def ensure_root(suite: str, tool: str) -> Path:
 
 def _deb_globs(spec: str) -> List[str]:
     name, _, ver = spec.partition("=")
+    name, _, arch = name.partition(":")  # "name:arm64": another architecture's package
+    arch = arch or "*"
     # apt-get download keeps an epoch as '%3a' in the file name; dpkg tools drop it.
-    return [f"{name}_{ver.replace(':', '%3a')}_*.deb", f"{name}_{ver.split(':')[-1]}_*.deb"]
+    return [f"{name}_{ver.replace(':', '%3a')}_{arch}.deb",
+            f"{name}_{ver.split(':')[-1]}_{arch}.deb"]
 
 
 def _download(specs: Sequence[str]) -> List[Path]:
@@ -172,6 +175,9 @@ def _download(specs: Sequence[str]) -> List[Path]:
     missing = [s for s in specs if not found(s)]
     if missing:
         subprocess.run([str(HERE / "apt-suites.sh")], check=True)
+        foreign = sorted({s.partition("=")[0].partition(":")[2] for s in missing} - {""})
+        if foreign:
+            kernels.add_architectures(foreign)
         subprocess.run(["apt-get", "download", "-q", *missing], cwd=debs, check=True,
                        timeout=1800, stderr=subprocess.DEVNULL)
     out = []
@@ -259,8 +265,19 @@ def _headers_specs(k: "kernels.Kernel") -> List[str]:
     common_abi = abi[: -len(flavour) - 1]           # 6.12.117+deb13 / 6.1.0-50
     kbuild = f"linux-kbuild-{common_abi}" if "+" in abi else \
         f"linux-kbuild-{'.'.join(upstream.split('.')[:2])}"
-    return [f"linux-headers-{abi}={k.version}", f"linux-headers-{common_abi}-common={k.version}",
-            f"{kbuild}={k.version}"]
+    # The flavour's headers are of the kernel's architecture (a foreign one is
+    # named "name:arm64"); the common headers are "all"; linux-kbuild holds the
+    # helper programs kbuild runs on the build machine (fixdep, modpost, ...),
+    # so it is always the host's own architecture.
+    arch = "" if k.arch == _host_arch() else f":{k.arch}"
+    return [f"linux-headers-{abi}{arch}={k.version}",
+            f"linux-headers-{common_abi}-common={k.version}", f"{kbuild}={k.version}"]
+
+
+def _host_arch() -> str:
+    """This machine's Debian architecture (``amd64``)."""
+    return subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
+                          check=True).stdout.strip()
 
 
 def kernel_headers(key: str) -> Path:
@@ -292,11 +309,16 @@ def fakemod(key: str, boot: bool = True) -> Dict[str, object]:
     import time
 
     sys.path.insert(0, str(HERE.parent))
-    from drgn_btfvars.gen.generate import generate
+    from drgn_btfvars.gen.generate import extract_btf, generate
     from drgn_btfvars.gen.module import build_module
     from drgn_btfvars.gen.pahole import config_pahole_version
 
     k = kernels.KERNELS[key]
+    if k.arch != _host_arch():
+        # the cross compiler and binutils for build_module (bookworm packages)
+        import build
+
+        build.ensure_host_tools([k.arch])
     out = kernels.cache_dir() / "fakemod" / key
     out.mkdir(parents=True, exist_ok=True)
     headers = kernel_headers(key)
@@ -307,9 +329,7 @@ def fakemod(key: str, boot: bool = True) -> Dict[str, object]:
     r = generate(vmlinux, out / "vars.btf", pahole=shlex.join(tool_argv(psuite, "pahole")),
                  kernel_pahole=cfg, bpftool=shlex.join(tool_argv(psuite, "bpftool")),
                  raw_output=out / "vars.raw.btf", log=lambda s: print(s, file=sys.stderr))
-    subprocess.run(["objcopy", f"--dump-section=.BTF={out / 'base.btf'}", str(vmlinux),
-                    str(out / "discard.o")], check=True)
-    (out / "discard.o").unlink()
+    (out / "base.btf").write_bytes(extract_btf(vmlinux))  # pyelftools: any architecture
     t_gen = time.monotonic() - t0
     glibc_suite = None if k.suite == "bookworm" else k.suite
     t1 = time.monotonic()
@@ -335,7 +355,11 @@ def fakemod(key: str, boot: bool = True) -> Dict[str, object]:
         sys.path.insert(0, str(HERE.parent / "tests" / "gen"))
         import hashlib
         from qemu_accept import boot_check
-        b = boot_check(k.vmlinuz(), ko, out / "serial.log")
+        import build
+
+        g = build.GUEST_ARCHES[k.arch]
+        b = boot_check(k.vmlinuz(), ko, out / "serial.log", qemu=[g.qemu, *g.machine],
+                       console=g.console, busybox=k.busybox())
         fig["boot"] = {kk: b[kk] for kk in ("booted", "insmod_rc", "accepted", "size")}
         fig["boot"]["identical"] = b["sha256"] == hashlib.sha256(  # type: ignore[index]
             (out / "vars.btf").read_bytes()).hexdigest()

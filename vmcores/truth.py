@@ -613,7 +613,7 @@ def generate(key: str, vmcore: Path, vmlinux: Optional[Path] = None) -> Dict[str
             "key": key,
             "release": string(uts.release),
             "version": string(uts.version),
-            "arch": "x86_64",
+            "arch": prog.platform.arch.name.lower() if prog.platform else None,  # x86_64, aarch64
             "build_id": build_id.hex() if build_id else None,
             "kaslr_offset": kaslr_offset(prog),
             "vmlinux_btf_sha256": sha256(btf_file) if btf_file is not None else None,

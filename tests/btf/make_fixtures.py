@@ -4,12 +4,11 @@
 
 For each pinned kernel: the vmlinux .BTF (from the -dbg vmlinux) and the .BTF of
 a few modules from the image/modules package (split over that vmlinux BTF),
-each compressed with zstd -19 as ``<name>.btf.zst``. Needs objcopy and the
+each compressed with zstd -19 as ``<name>.btf.zst``. Needs pyelftools and the
 ``zstandard`` package; fetches the packages through vmcores/kernels.py.
 """
 
 import lzma
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -24,11 +23,14 @@ MODULES = {"ext4": "kernel/fs/ext4/ext4.ko", "loop": "kernel/drivers/block/loop.
 
 
 def dump_btf(elf: Path, section: str = ".BTF") -> bytes:
-    with tempfile.TemporaryDirectory() as d:
-        out = Path(d) / "out"
-        subprocess.run(["objcopy", "--dump-section", f"{section}={out}", str(elf), str(Path(d) / "junk")],
-                       check=True, capture_output=True)
-        return out.read_bytes()
+    # pyelftools, not objcopy: the host's objcopy cannot read an arm64 vmlinux.
+    from elftools.elf.elffile import ELFFile
+
+    with open(elf, "rb") as f:
+        sec = ELFFile(f).get_section_by_name(section)
+        if sec is None:
+            raise LookupError(f"{elf}: no {section} section")
+        return sec.data()
 
 
 def ko_path(k: "kernels.Kernel", rel: str) -> Path:

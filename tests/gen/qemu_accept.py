@@ -48,14 +48,14 @@ poweroff -f
 """
 
 
-def _initramfs(ko: Path, out: Path) -> None:
-    busybox = shutil.which("busybox")
+def _initramfs(ko: Path, out: Path, guest_busybox: Optional[Path] = None) -> None:
+    busybox = shutil.which("busybox")  # the host's, to write the archive
     if busybox is None:
         raise FileNotFoundError("busybox (Debian busybox-static) is needed")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "bin").mkdir()
-        shutil.copy(busybox, root / "bin" / "busybox")
+        shutil.copy(guest_busybox or busybox, root / "bin" / "busybox")
         (root / "init").write_text(_INIT)
         (root / "init").chmod(0o755)
         shutil.copy(ko, root / "btf_global_variables.ko")
@@ -67,16 +67,23 @@ def _initramfs(ko: Path, out: Path) -> None:
 
 
 def boot_check(vmlinuz: Path, ko: Path, log: Optional[Path] = None,
-               timeout: float = 180) -> Dict[str, object]:
-    """Boot ``vmlinuz`` with ``ko`` and return what the guest saw."""
+               timeout: float = 180, qemu: Optional[List[str]] = None, console: str = "ttyS0",
+               busybox: Optional[Path] = None) -> Dict[str, object]:
+    """Boot ``vmlinuz`` with ``ko`` and return what the guest saw.
+
+    ``qemu`` is the QEMU binary with its accelerator/machine/CPU options
+    (default x86-64), ``console`` the guest's serial console and ``busybox``
+    a static busybox of the guest's architecture (default the host's).
+    """
+    qemu = qemu or ["qemu-system-x86_64", "-accel", "tcg", "-M", "q35", "-cpu", "max,la57=off"]
     with tempfile.TemporaryDirectory() as tmp:
         initrd = Path(tmp) / "initrd.cpio"
-        _initramfs(ko, initrd)
+        _initramfs(ko, initrd, busybox)
         log = log or Path(tmp) / "serial.log"
-        cmd = ["qemu-system-x86_64", "-accel", "tcg", "-M", "q35", "-cpu", "max,la57=off",
+        cmd = [*qemu,
                "-smp", "1", "-m", "512M", "-nographic", "-no-reboot", "-monitor", "none",
                "-serial", f"file:{log}", "-kernel", str(vmlinuz), "-initrd", str(initrd),
-               "-append", "console=ttyS0 panic=-1 loglevel=4"]
+               "-append", f"console={console} panic=-1 loglevel=4"]
         subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=timeout, check=False)
         text = log.read_text(errors="replace")

@@ -9,12 +9,14 @@ Steps (each reported):
 3. the variables pahole leaves out (extern-declared arrays typed from their
    incomplete declaration, a few filtered name prefixes), typed from DWARF
    through drgn (:mod:`.supplement`; ``dwarf_supplement=False`` to skip);
-4. the repairs (:mod:`.repair`): structural re-dedup against the base,
+4. VARs of separately linked objects renamed to their prefixed symbols
+   (arm64 ``__kvm_nvhe_``, ``__pi_``, ``__efistub_``; :mod:`.prefixed`);
+5. the repairs (:mod:`.repair`): structural re-dedup against the base,
    DATASEC entries sorted and disjoint (duplicates dropped), pruning,
    renumbering;
-5. the linker-script alias VARs and the ``btf_global_variables_meta`` enum
+6. the linker-script alias VARs and the ``btf_global_variables_meta`` enum
    (:mod:`.meta`);
-6. self-check (:func:`check_variable_btf`) and, when a bpftool is available,
+7. self-check (:func:`check_variable_btf`) and, when a bpftool is available,
    ``bpftool btf dump file OUT -B BASE``.
 """
 
@@ -27,6 +29,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -34,6 +37,7 @@ from drgn_btfvars.btf import Btf, BtfBuilder, BtfKind
 from drgn_btfvars.meta import BAD_PROTOS_ENUM_NAME
 
 from . import meta as _meta
+from .prefixed import rename_lines, rename_prefixed
 from .protos import ProtoCheck, check_prototypes
 from .pahole import btf_features, pahole_command, pahole_version, run_pahole
 from .repair import RepairReport, repair
@@ -68,6 +72,8 @@ class GenerateResult:
     supplement: Optional[SupplementReport] = None
     pahole_counts: Dict[str, int] = dataclasses.field(default_factory=dict)
     protos: Optional[ProtoCheck] = None
+    #: VARs renamed to their prefixed symbol (arm64), per prefix (:mod:`.prefixed`)
+    renamed: Dict[str, int] = dataclasses.field(default_factory=dict)
 
     def lines(self) -> List[str]:
         """Human-readable summary."""
@@ -77,6 +83,7 @@ class GenerateResult:
             + ", ".join(f"{v} {k}" for k, v in self.pahole_counts.items()),
             *([self.supplement.line()] if self.supplement else
               ["variables pahole left out: not added (--no-dwarf-supplement)"]),
+            *rename_lines(Counter(self.renamed)),
             *self.report.lines(),
             f"linker-script alias VARs added: {', '.join(self.alias_vars) or 'none'}",
             *([f"function prototypes: {self.protos.summary()}"] if self.protos else
@@ -93,15 +100,22 @@ class GenerateResult:
 
 
 def extract_btf(elf: Path) -> bytes:
-    """The ``.BTF`` section of an ELF file (vmlinux or .ko)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "btf"
-        r = subprocess.run(["objcopy", f"--dump-section=.BTF={out}", str(elf),
-                            str(Path(tmp) / "discard")], capture_output=True, text=True,
-                           check=False)
-        if r.returncode != 0 or not out.exists():
-            raise ValueError(f"{elf}: no .BTF section ({r.stderr.strip()})")
-        return out.read_bytes()
+    """The ``.BTF`` section of an ELF file (vmlinux or .ko) of any architecture.
+
+    Read with pyelftools: the host's ``objcopy`` only knows the host's
+    architecture (it cannot open an arm64 vmlinux on x86-64).
+    """
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        with open(elf, "rb") as f:
+            sec = ELFFile(f).get_section_by_name(".BTF")
+            if sec is None:
+                raise ValueError(f"{elf}: no .BTF section")
+            return sec.data()
+    except ELFError as e:
+        raise ValueError(f"{elf}: not an ELF file ({e})") from e
 
 
 def check_variable_btf(data: bytes, base: Btf) -> List[str]:
@@ -215,6 +229,8 @@ def generate(vmlinux: Path, output: Path, *, base_path: Optional[Path] = None,
         if dwarf_supplement:
             to_repair, sup = supplement(raw, base, vmlinux)
             log(sup.line())
+        to_repair, renamed = rename_prefixed(to_repair, base, vmlinux)
+        log(rename_lines(renamed)[0])
         raw_btf = Btf(raw, base, name="pahole output")
         pahole_counts = {k.name: n for k, n in raw_btf.kind_counts().items()}
         split_var_names = {raw_btf.type(v).name for v in raw_btf.vars() if v >= raw_btf.first_id}
@@ -254,4 +270,5 @@ def generate(vmlinux: Path, output: Path, *, base_path: Optional[Path] = None,
             checked = run_bpftool_check(bt, output, bpath)  # type: ignore[arg-type]
     return GenerateResult(output, f"{ver[0]}.{ver[1]}", feats, len(base_bytes), len(raw),
                           len(data), rep, added, m, counts, dt_pahole,
-                          time.monotonic() - t0, checked, sup, pahole_counts, protos)
+                          time.monotonic() - t0, checked, sup, pahole_counts, protos,
+                          dict(renamed))

@@ -205,17 +205,40 @@ def kernel_release(headers: Path) -> str:
     raise ModuleBuildError(f"cannot tell the kernel release of {headers}")
 
 
+def _cross_compile(headers: Path) -> str:
+    """The ``CROSS_COMPILE`` prefix Debian's headers set (``x86_64-linux-gnu-``,
+    ``aarch64-linux-gnu-``), or ``""``."""
+    kv = headers / ".kernelvariables"
+    m = re.search(r"^(?:override\s+)?CROSS_COMPILE\s*:?=\s*(\S+)\s*$",
+                  kv.read_text(), re.M) if kv.exists() else None
+    return m.group(1) if m else ""
+
+
+def _host_triplet() -> str:
+    """The GNU triplet prefix of this machine's own tools (``x86_64-linux-gnu-``)."""
+    import platform
+
+    return f"{platform.machine()}-linux-gnu-"
+
+
 def _make_overrides(headers: Path) -> List[str]:
     """make variables that adapt the kernel's config to the host compiler."""
     over = ["CONFIG_DEBUG_INFO_BTF_MODULES="]  # our .BTF comes afterwards
-    cc = os.environ.get("CC", "gcc")
+    cross = _cross_compile(headers)
+    native = cross in ("", _host_triplet())
+    # A kernel of another architecture (arm64 headers on x86-64) is built with
+    # that architecture's cross compiler (Debian gcc-aarch64-linux-gnu).
+    cc = os.environ.get("CC", "gcc") if native else f"{cross}gcc"
     kv = headers / ".kernelvariables"
     m = re.search(r"^CC\s*=.*?(gcc-\d+)\s*$", kv.read_text(), re.M) if kv.exists() else None
-    if m and not shutil.which(f"x86_64-linux-gnu-{m.group(1)}"):
+    if m and not shutil.which(f"{cross or _host_triplet()}{m.group(1)}"):
         # Debian's headers name the kernel's own compiler; use the host's instead
         # (a module without code does not care which gcc built it).
+        if not shutil.which(cc.split()[0]):
+            raise ModuleBuildError(f"no compiler for these headers: {cc} (for CROSS_COMPILE="
+                                   f"{cross}, e.g. Debian gcc-{cross.rstrip('-')})")
         over.append(f"CC={cc}")
-    r = subprocess.run([cc, "-fmin-function-alignment=16", "-x", "c", "-c", "-o", os.devnull,
+    r = subprocess.run([*cc.split(), "-fmin-function-alignment=16", "-x", "c", "-c", "-o", os.devnull,
                         "-"], input="", capture_output=True, text=True, check=False)
     if r.returncode != 0:
         # The kernel's Makefile falls back to -falign-functions (same effect).
@@ -223,10 +246,32 @@ def _make_overrides(headers: Path) -> List[str]:
     return over
 
 
+#: ELF e_machine -> GNU triplet prefix of binutils that handle it.
+_ELF_MACHINES: Dict[int, str] = {62: "x86_64-linux-gnu-", 183: "aarch64-linux-gnu-"}
+
+
+def _objcopy(elf: Path) -> str:
+    """An ``objcopy`` that reads ``elf``: the host's for its own architecture,
+    else the cross binutils of the file's (``aarch64-linux-gnu-objcopy``)."""
+    with open(elf, "rb") as f:
+        head = f.read(20)
+    if head[:4] != b"\x7fELF":
+        raise ModuleBuildError(f"{elf} is not an ELF file")
+    machine = int.from_bytes(head[18:20], "little" if head[5] == 1 else "big")
+    prefix = _ELF_MACHINES.get(machine)
+    if prefix is None or prefix == _host_triplet():
+        return "objcopy"
+    tool = shutil.which(f"{prefix}objcopy")
+    if tool is None:
+        raise ModuleBuildError(f"{elf} is for another architecture: {prefix}objcopy is needed "
+                               f"(Debian binutils-{prefix.rstrip('-')})")
+    return tool
+
+
 def inject_btf(ko_in: Path, btf: Path, ko_out: Path) -> None:
     """Replace ``ko_in``'s ``.BTF`` (and drop ``.BTF.base``) with ``btf``."""
     r = subprocess.run(
-        ["objcopy", "--remove-section=.BTF", "--remove-section=.BTF.base",
+        [_objcopy(ko_in), "--remove-section=.BTF", "--remove-section=.BTF.base",
          f"--add-section=.BTF={btf}", "--set-section-flags=.BTF=contents,readonly",
          str(ko_in), str(ko_out)], capture_output=True, text=True, check=False)
     if r.returncode != 0:
@@ -237,7 +282,7 @@ def read_ko_btf(ko: Path) -> bytes:
     """The ``.BTF`` section of a ``.ko`` (``objcopy --dump-section``)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "btf"
-        r = subprocess.run(["objcopy", f"--dump-section=.BTF={out}", str(ko), str(Path(tmp) / "x")],
+        r = subprocess.run([_objcopy(ko), f"--dump-section=.BTF={out}", str(ko), str(Path(tmp) / "x")],
                            capture_output=True, text=True, check=False)
         if r.returncode != 0 or not out.exists():
             raise ModuleBuildError(f"{ko} has no .BTF section: {r.stderr.strip()}")

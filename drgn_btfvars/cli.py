@@ -9,6 +9,9 @@ more can be added without touching the others):
 ``build-module``
     ``btf_global_variables.ko`` for a kernel's Debian headers, carrying a
     variable BTF as its ``.BTF``.
+``status``, ``dump``, ``verify``
+    look at a kernel (a core dump or the running one): see
+    :mod:`drgn_btfvars.cli_kernel`.
 """
 
 from __future__ import annotations
@@ -97,14 +100,45 @@ COMMANDS: Dict[str, Tuple[str, Callable[[argparse.ArgumentParser], None],
 }
 
 
+def _kernel_commands() -> None:
+    from .cli_kernel import COMMANDS as kernel_commands
+
+    for name, entry in kernel_commands.items():
+        COMMANDS.setdefault(name, entry)
+
+
+_kernel_commands()
+
+_EPILOG = """\
+examples:
+  drgn-btfvars status -c vmcore            what BTF and kallsyms a dump has
+  drgn-btfvars status -k                   the same for the running kernel
+  drgn-btfvars dump -c vmcore 'struct task_struct' init_task schedule
+  drgn-btfvars dump --btf /sys/kernel/btf/vmlinux 'struct list_head'
+  drgn-btfvars verify -c vmcore --truth truth.json.zst
+  drgn-btfvars generate --vmlinux vmlinux-dbg -o vars.btf
+
+exit status: 0 ok; 1 not found (a name, the vmlinux BTF) or a difference
+from DWARF (verify); 2 bad usage or unreadable input.
+
+'drgn-btfvars COMMAND --help' describes each command. Inside drgn the
+plugin loads by itself: 'drgn -c vmcore' needs no option.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand of :data:`COMMANDS`."""
-    p = argparse.ArgumentParser(prog="drgn-btfvars",
-                                description="drgn without DWARF: BTF types, kallsyms addresses")
+    p = argparse.ArgumentParser(
+        prog="drgn-btfvars", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="drgn without DWARF: types from BTF, addresses from kallsyms. "
+                    "These commands inspect a kernel (status, dump, verify) or make "
+                    "the variable BTF that types every global (generate, build-module).",
+        epilog=_EPILOG)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (help_, add, run) in COMMANDS.items():
-        sp = sub.add_parser(name, help=help_, description=help_)
+        sp = sub.add_parser(name, help=help_, description=help_,
+                            epilog=_EPILOG.split("\n\n")[1])
         add(sp)
         sp.set_defaults(_run=run)
     return p

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Tuple
 
 from drgn import Object, Type
 
@@ -47,6 +47,7 @@ __all__ = (
     "Declarations",
     "kernel_version",
     "strip_outer_length",
+    "check_against_truth",
 )
 
 logger = logging.getLogger("drgn_btfvars")
@@ -380,3 +381,47 @@ def _same_layout(types: List[Type]) -> bool:
     first = shape(types[0])
     return all(shape(t) == first for t in types[1:])
 
+
+def check_against_truth(kb: "KernelBtf", truth_variables: List[Dict[str, Any]],
+                        table: Tuple[Declaration, ...] = DECLARATIONS,
+                        ) -> Dict[str, List[Tuple[str, str]]]:
+    """Each entry of ``table`` on this kernel against the DWARF truth of the
+    same dump (``truth["variables"]``, see ``vmcores/truth.py``), bucketed:
+    ``matched``, ``skipped`` (with the reason), ``absent`` (not in kallsyms,
+    nor in DWARF), ``mismatched`` and ``unverifiable`` (typed, but DWARF has
+    no single answer). A declaration without a length matches DWARF's
+    complete array of the same element type."""
+    d = Declarations(kb, table)
+    by_name: Dict[str, List[Dict[str, Any]]] = {}
+    for v in truth_variables:
+        by_name.setdefault(v["name"], []).append(v)
+    out: Dict[str, List[Tuple[str, str]]] = {
+        k: [] for k in ("matched", "skipped", "absent", "mismatched", "unverifiable")}
+    for name in d.table:
+        r = d.resolve(name)
+        assert r is not None
+        if r.type is None:
+            out["skipped"].append((name, r.skipped))
+            continue
+        obj = d.object(name)
+        rows = by_name.get(name, [])
+        if obj is None:
+            # Not in kallsyms (this kernel has no such global), or outside
+            # the data sections: DWARF must not know it either.
+            if rows:
+                out["mismatched"].append((name, f"not found, DWARF has {rows[0]['type']}"))
+            else:
+                out["absent"].append((name, r.type_name or ""))
+            continue
+        if len(rows) != 1:
+            out["unverifiable"].append((name, f"{len(rows)} DWARF rows"))
+            continue
+        want = rows[0]
+        got = obj.type_.type_name()
+        want_type = strip_outer_length(want["type"]) if got.endswith("[]") else want["type"]
+        if got != want_type or obj.address_ != want["address"]:
+            out["mismatched"].append(
+                (name, f"{got} at {obj.address_:#x}, DWARF {want['type']} at {want['address']:#x}"))
+        else:
+            out["matched"].append((name, got))
+    return out

@@ -10,62 +10,19 @@ never print something DWARF contradicts.
 """
 
 from collections import Counter
-from typing import Any, Dict, List, Tuple
+from typing import Dict, List
 
 from drgn_btfvars import decls
-from drgn_btfvars.finders import KernelBtf
 from vmcores import commands
 
 from .conftest import BtfSession
-
-
-def check_declarations(kb: KernelBtf, truth_variables: List[Dict[str, Any]],
-                       table: Tuple[decls.Declaration, ...] = decls.DECLARATIONS,
-                       ) -> Dict[str, List[Tuple[str, str]]]:
-    """Each entry of ``table`` on this kernel, bucketed: ``matched``,
-    ``skipped`` (with the reason), ``absent`` (not in kallsyms),
-    ``mismatched`` and ``unverifiable`` (typed, but DWARF has no answer)."""
-    d = decls.Declarations(kb, table)
-    by_name: Dict[str, List[Dict[str, Any]]] = {}
-    for v in truth_variables:
-        by_name.setdefault(v["name"], []).append(v)
-    out: Dict[str, List[Tuple[str, str]]] = {
-        k: [] for k in ("matched", "skipped", "absent", "mismatched", "unverifiable")}
-    for name in d.table:
-        r = d.resolve(name)
-        assert r is not None
-        if r.type is None:
-            out["skipped"].append((name, r.skipped))
-            continue
-        obj = d.object(name)
-        rows = by_name.get(name, [])
-        if obj is None:
-            # Not in kallsyms (this kernel has no such global), or outside
-            # the data sections: DWARF must not know it either.
-            if rows:
-                out["mismatched"].append((name, f"not found, DWARF has {rows[0]['type']}"))
-            else:
-                out["absent"].append((name, r.type_name or ""))
-            continue
-        if len(rows) != 1:
-            out["unverifiable"].append((name, f"{len(rows)} DWARF rows"))
-            continue
-        want = rows[0]
-        got = obj.type_.type_name()
-        want_type = decls.strip_outer_length(want["type"]) if got.endswith("[]") else want["type"]
-        if got != want_type or obj.address_ != want["address"]:
-            out["mismatched"].append(
-                (name, f"{got} at {obj.address_:#x}, DWARF {want['type']} at {want['address']:#x}"))
-        else:
-            out["matched"].append((name, got))
-    return out
 
 
 def test_declarations_match_dwarf(degraded_session: BtfSession, vmcore_truth, vmcore_key,
                                   record_property) -> None:
     """Every declaration this kernel's BTF can type is DWARF's type at
     DWARF's address."""
-    res = check_declarations(degraded_session.kb, vmcore_truth["variables"])
+    res = decls.check_against_truth(degraded_session.kb, vmcore_truth["variables"])
     line = (f"{vmcore_key} declarations: {len(res['matched'])} match DWARF, "
             f"{len(res['skipped'])} skipped, {len(res['absent'])} not in this kernel, "
             f"{len(res['mismatched'])} mismatched, {len(res['unverifiable'])} unverifiable "
@@ -90,7 +47,7 @@ def test_a_wrong_declaration_fails(degraded_session: BtfSession, vmcore_truth) -
         decls.Declaration("init_uts_ns", "const struct uts_namespace", "test"),
         decls.Declaration("jiffies_64", "struct no_such_struct_in_btf", "test"),
     )
-    res = check_declarations(degraded_session.kb, vmcore_truth["variables"], wrong)
+    res = decls.check_against_truth(degraded_session.kb, vmcore_truth["variables"], wrong)
     assert sorted(n for n, _ in res["mismatched"]) == ["init_task", "init_uts_ns", "vm_zone_stat"]
     assert [n for n, _ in res["skipped"]] == ["jiffies_64"]
 

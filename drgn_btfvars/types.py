@@ -67,10 +67,20 @@ _BTF_INT_SIGNED = 1
 _BTF_INT_BOOL = 4
 # Bounds a qualifier/typedef chain; BTF with a longer one is malformed.
 _MAX_CHAIN = 64
+# Bounds types converted inside one another (pointer to array of typedef ...);
+# real kernels nest a dozen at most, corrupt BTF could recurse without end.
+_MAX_DEPTH = 100
 
 
 class BtfConversionError(BtfError):
     """A BTF type that cannot be represented as a drgn type."""
+
+
+def _underlying(t: Type) -> Type:
+    """``t`` without its typedefs (drgn builds typedef chains eagerly: finite)."""
+    while t.kind == TypeKind.TYPEDEF:
+        t = t.type
+    return t
 
 
 def owner_of(btf: Btf, type_id: int) -> Btf:
@@ -109,6 +119,7 @@ class TypeConverter:
         self._btfs: Dict[int, Btf] = {}
         self._int_by_name: Dict[Tuple[str, int, bool], Type] = {}
         self._language = Language.C
+        self._active: set = set()  # (id(btf), type_id) being converted
 
     # Public API
 
@@ -120,8 +131,30 @@ class TypeConverter:
             self._btfs[id(btf)] = btf
         result = done.get(type_id)
         if result is None:
-            result = done[type_id] = self._qualified(btf, type_id)
+            result = done[type_id] = self._guarded(btf, type_id)
         return result
+
+    def _guarded(self, btf: Btf, type_id: int) -> Type:
+        """:meth:`_qualified`, refusing reference cycles (which only corrupt
+        BTF has: struct and union members and parameters are converted lazily,
+        so a real cycle always goes through one of them), absurd nesting, and
+        whatever drgn itself refuses to build, as BtfConversionError."""
+        key = (id(btf), type_id)
+        active = self._active
+        if key in active:
+            raise BtfConversionError(f"{btf.name or 'BTF'}: type id {type_id}: reference cycle "
+                                     "(the type refers to itself with no struct or union in "
+                                     "between)")
+        if len(active) >= _MAX_DEPTH:
+            raise BtfConversionError(f"{btf.name or 'BTF'}: type id {type_id}: types nested "
+                                     f"more than {_MAX_DEPTH} deep")
+        active.add(key)
+        try:
+            return self._qualified(btf, type_id)
+        except (ValueError, OverflowError) as e:  # drgn refuses it (e.g. a name not UTF-8)
+            raise BtfConversionError(f"{btf.name or 'BTF'}: type id {type_id}: {e}") from e
+        finally:
+            active.discard(key)
 
     def _qualified(self, btf: Btf, type_id: int) -> Type:
         if type_id == 0:
@@ -189,11 +222,21 @@ class TypeConverter:
         if kind == BtfKind.PTR:
             return prog.pointer_type(self.type(owner, t.type), language=lang)
         if kind == BtfKind.ARRAY:
-            return prog.array_type(self.type(owner, t.array_type), t.array_nelems or None,
-                                   language=lang)
+            elem = self.type(owner, t.array_type)
+            if _underlying(elem).kind in (TypeKind.VOID, TypeKind.FUNCTION):
+                raise BtfConversionError(f"{owner.name or 'BTF'}: type id {t.id}: an array "
+                                         "of void or of functions")
+            return prog.array_type(elem, t.array_nelems or None, language=lang)
         if kind == BtfKind.TYPEDEF:
             return prog.typedef_type(t.name, self._lazy_typedef_target(owner, t.type),
                                      language=lang)
+        if kind in (BtfKind.STRUCT, BtfKind.UNION, BtfKind.FUNC_PROTO) and (
+                owner.contains_itself(t.id) or owner.unnamed_cycle(t.id)):
+            # Their members and parameters are converted lazily: a cycle
+            # through them would only show when drgn prints or sizes the type.
+            raise BtfConversionError(f"{owner.name or 'BTF'}: type id {t.id}: {kind.name} "
+                                     "refers to itself by value or without a named "
+                                     "struct or union in between")
         if kind in (BtfKind.STRUCT, BtfKind.UNION):
             return self._compound(owner, t)
         if kind in (BtfKind.ENUM, BtfKind.ENUM64):
@@ -216,8 +259,25 @@ class TypeConverter:
     def _member_thunk(self, owner: Btf, type_id: int, bit_field_size: int) -> Callable[[], object]:
         prog = self.prog
         if bit_field_size:
-            return lambda: Object(prog, self.type(owner, type_id), bit_field_size=bit_field_size)
-        return lambda: self.type(owner, type_id)
+
+            def bit_field() -> Object:
+                mt = self._member_type(owner, type_id)
+                try:
+                    return Object(prog, mt, bit_field_size=bit_field_size)
+                except ValueError as e:  # e.g. wider than its type
+                    raise BtfConversionError(f"{owner.name or 'BTF'}: bit field of type id "
+                                             f"{type_id}: {e}") from e
+
+            return bit_field
+        return lambda: self._member_type(owner, type_id)
+
+    def _member_type(self, owner: Btf, type_id: int) -> Type:
+        """A member's type; a function is not a valid one (only corrupt BTF says so)."""
+        mt = self.type(owner, type_id)
+        if _underlying(mt).kind == TypeKind.FUNCTION:
+            raise BtfConversionError(f"{owner.name or 'BTF'}: type id {type_id}: a member "
+                                     "cannot be a function")
+        return mt
 
     def _compound(self, owner: Btf, t: BtfType) -> Type:
         members: List[TypeMember] = []
@@ -261,7 +321,7 @@ class TypeConverter:
         """A member before a struct's last: a 0-element array is ``[0]``."""
 
         def thunk() -> Type:
-            mt = self.type(owner, type_id)
+            mt = self._member_type(owner, type_id)
             if mt.kind == TypeKind.ARRAY and mt.length is None:
                 return self.prog.array_type(mt.type, 0, qualifiers=mt.qualifiers,
                                             language=self._language)
@@ -279,6 +339,9 @@ class TypeConverter:
                                    language=self._language)
 
     def _fwd(self, owner: Btf, t: BtfType) -> Type:
+        if not t.name:
+            raise BtfConversionError(f"{owner.name or 'BTF'}: type id {t.id}: a FWD without "
+                                     "a name")
         if self._complete_fwd is not None and t.name:
             found = self._complete_fwd(owner, t.name, t.fwd_union)
             if found is not None:
@@ -291,8 +354,18 @@ class TypeConverter:
         params = [
             TypeParameter(self._param_thunk(owner, p.type), p.name or None) for p in t.params
         ]
-        return self.prog.function_type(self.type(owner, t.type), params, t.variadic,
-                                       language=self._language)
+        ret = self.type(owner, t.type)
+        if _underlying(ret).kind in (TypeKind.FUNCTION, TypeKind.ARRAY):
+            raise BtfConversionError(f"{owner.name or 'BTF'}: type id {t.id}: a function "
+                                     "cannot return a function or an array")
+        return self.prog.function_type(ret, params, t.variadic, language=self._language)
 
     def _param_thunk(self, owner: Btf, type_id: int) -> Callable[[], Type]:
-        return lambda: self.type(owner, type_id)
+        def thunk() -> Type:
+            pt = self.type(owner, type_id)
+            if _underlying(pt).kind in (TypeKind.FUNCTION, TypeKind.VOID):
+                raise BtfConversionError(f"{owner.name or 'BTF'}: type id {type_id}: a "
+                                         "parameter cannot be void or a function")
+            return pt
+
+        return thunk

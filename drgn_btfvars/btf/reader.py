@@ -37,6 +37,11 @@ _KINDS = {int(k): k for k in BtfKind}
 _SIMPLE_REF = frozenset((2, 8, 9, 10, 11, 18))
 _TYPE_DEFAULTS = BtfType._defaults
 _new = object.__new__  # frozen records are filled through __dict__ (3x faster)
+# Steps along a typedef/modifier/array chain before cycle detection starts.
+_SHORT_CHAIN = 32
+# Calls of Btf._decl one format_c may make: prototypes whose parameters refer
+# back to them would otherwise grow the text exponentially within the depth cap.
+_DECL_BUDGET = 20000
 
 
 def load_accel():
@@ -179,6 +184,8 @@ class Btf:
         self._enum_lookups = 0
         self._str_lookup: Optional[Dict[str, int]] = None
         self._ptr_size: Optional[int] = None
+        # Ids known to reach no cycle: [through pointers too, by value only].
+        self._clean: Tuple[set, set] = (set(), set())
 
     # -- open-time helpers -------------------------------------------------
 
@@ -675,13 +682,84 @@ class Btf:
 
     # -- C semantics -------------------------------------------------------
 
+    def _refs(self, type_id: int, by_value: bool) -> Tuple[int, ...]:
+        """The ids a type refers to: by value only (no pointer), or also
+        through pointers but stopping at named structures and unions."""
+        t = self.type(type_id)
+        k = t.kind
+        if k == BtfKind.STRUCT or k == BtfKind.UNION:
+            if t.name and not by_value:
+                return ()
+            return tuple(m.type for m in t.members)
+        if k == BtfKind.ARRAY:
+            return (t.array_type,)
+        if k == BtfKind.FUNC_PROTO:
+            return (t.type,) + tuple(p.type for p in t.params)
+        if k in _MODIFIERS or k == BtfKind.VAR or k == BtfKind.FUNC or (
+                k == BtfKind.PTR and not by_value):
+            return (t.type,)
+        return ()
+
+    def contains_itself(self, type_id: int) -> bool:
+        """Whether a type reaches itself by value, through members, array
+        elements, typedefs, qualifiers or prototype return and parameter types
+        but no pointer: an infinite type, which only corrupt BTF describes."""
+        return self._reaches_itself(type_id, True)
+
+    def unnamed_cycle(self, type_id: int) -> bool:
+        """Whether a type reaches itself, pointers included, without passing
+        through a named structure or union: no C declaration can spell it
+        (``typedef void f(f *)``), and printing it would never end."""
+        return self._reaches_itself(type_id, False)
+
+    def _reaches_itself(self, type_id: int, by_value: bool) -> bool:
+        # Iterative depth-first search; every type whose search met no cycle
+        # at all is remembered as clean, so each is searched once.
+        if type_id == 0 or type_id in self._owner(type_id)._clean[by_value]:
+            return False
+        path = [type_id]
+        on_path = {type_id}
+        seen = {type_id}
+        iters = [iter(self._refs(type_id, by_value))]
+        other_cycle = False
+        finished = []
+        while iters:
+            for nxt in iters[-1]:
+                if nxt == type_id:
+                    return True
+                if nxt == 0 or nxt in seen:
+                    other_cycle = other_cycle or nxt in on_path
+                    continue
+                if nxt in self._owner(nxt)._clean[by_value]:
+                    continue
+                seen.add(nxt)
+                path.append(nxt)
+                on_path.add(nxt)
+                iters.append(iter(self._refs(nxt, by_value)))
+                break
+            else:
+                iters.pop()
+                done = path.pop()
+                on_path.discard(done)
+                finished.append(done)
+        if not other_cycle:  # nothing reachable from here is on a cycle
+            for t in finished:
+                self._owner(t)._clean[by_value].add(t)
+        return False
+
     def resolve(self, type_id: int) -> int:
         """Skip TYPEDEF/CONST/VOLATILE/RESTRICT/TYPE_TAG to the underlying id."""
-        limit = self.end_id + 1
         tid = type_id
-        for _ in range(limit):
+        seen: Optional[set] = None
+        for step in range(self.end_id + 1):
             if self.kind(tid) not in _MODIFIERS:
                 return tid
+            if step >= _SHORT_CHAIN:  # real chains are short: from here on, look for a cycle
+                if seen is None:
+                    seen = set()
+                elif tid in seen:
+                    break
+                seen.add(tid)
             tid = self.type(tid).type
         raise BtfError(f"{self._what}: type id {type_id}: reference cycle through modifiers/typedefs")
 
@@ -700,7 +778,8 @@ class Btf:
         """Byte size under the C rules (typedefs/modifiers followed, arrays multiplied)."""
         mult = 1
         tid = type_id
-        for _ in range(self.end_id + 1):
+        seen: Optional[set] = None
+        for step in range(self.end_id + 1):
             k = self.kind(tid)
             if k in _SIZED:
                 size = self.type(tid).size
@@ -708,11 +787,19 @@ class Btf:
             if k == BtfKind.PTR:
                 size = self.ptr_size
                 break
+            if step >= _SHORT_CHAIN:  # look for a cycle (no need to walk end_id steps)
+                if seen is None:
+                    seen = set()
+                elif tid in seen:
+                    raise BtfError(f"{self._what}: type id {type_id}: non-pointer reference cycle")
+                seen.add(tid)
             if k in _MODIFIERS or k == BtfKind.VAR:
                 tid = self.type(tid).type
             elif k == BtfKind.ARRAY:
                 t = self.type(tid)
-                mult *= t.array_nelems
+                # Saturate: a chain of huge arrays must not build a huge integer
+                # (a 0-element array still makes the whole size 0).
+                mult = min(mult * t.array_nelems, MAX_SIZE + 1)
                 tid = t.array_type
             else:
                 raise BtfError(f"{self._what}: type id {type_id}: size of {k.name} (type id {tid}) "
@@ -721,7 +808,8 @@ class Btf:
             raise BtfError(f"{self._what}: type id {type_id}: non-pointer reference cycle")
         total = mult * size
         if total > MAX_SIZE:
-            raise BtfError(f"{self._what}: type id {type_id}: size {total} exceeds 2^32-1")
+            shown = f"{total}" if mult <= MAX_SIZE else "above 2^32"
+            raise BtfError(f"{self._what}: type id {type_id}: size {shown} exceeds 2^32-1")
         return total
 
     # -- text dump ---------------------------------------------------------
@@ -799,48 +887,60 @@ class Btf:
         ``int (*)(void *, size_t)``, ``char * const p``; FUNC gives its prototype with the
         function's name. Tags (TYPE_TAG, DECL_TAG) are left out."""
         k = self.kind(type_id)
+        budget = [_DECL_BUDGET]
         if k == BtfKind.FUNC:
-            return self._decl(self.type(type_id).type, self.name(type_id), 0)
+            return self._decl(self.type(type_id).type, self.name(type_id), 0, budget)
         if k == BtfKind.VAR:
-            return self._decl(self.type(type_id).type, name or self.name(type_id), 0)
-        return self._decl(type_id, name, 0)
+            return self._decl(self.type(type_id).type, name or self.name(type_id), 0, budget)
+        return self._decl(type_id, name, 0, budget)
 
-    def _decl(self, tid: int, inner: str, depth: int) -> str:
+    def _skip_tags(self, tid: int) -> int:
+        """The first id after a run of TYPE_TAGs (a cycle of them is an error)."""
+        start = tid
+        for _ in range(_SHORT_CHAIN):
+            if self.kind(tid) != BtfKind.TYPE_TAG:
+                return tid
+            tid = self.type(tid).type
+        raise BtfError(f"{self._what}: type id {start}: chain of more than {_SHORT_CHAIN} "
+                       "type tags (cycle?)")
+
+    def _decl(self, tid: int, inner: str, depth: int, budget: List[int]) -> str:
         if depth > 200:
             raise BtfError(f"{self._what}: type id {tid}: declarator nesting too deep (cycle?)")
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise BtfError(f"{self._what}: type id {tid}: declaration too large (prototypes "
+                           f"referring to themselves?)")
         K = BtfKind
         k = self.kind(tid)
         if k == K.TYPE_TAG:
-            return self._decl(self.type(tid).type, inner, depth + 1)
+            return self._decl(self.type(tid).type, inner, depth + 1, budget)
         if k in (K.CONST, K.VOLATILE, K.RESTRICT):
             q = {K.CONST: "const", K.VOLATILE: "volatile", K.RESTRICT: "restrict"}[k]
             target = self.type(tid).type
-            t2 = target
-            while self.kind(t2) == K.TYPE_TAG:
-                t2 = self.type(t2).type
+            t2 = self._skip_tags(target)
             if self.kind(t2) == K.PTR:
-                return self._decl(target, f" {q}" + (f" {inner}" if inner else ""), depth + 1)
+                return self._decl(target, f" {q}" + (f" {inner}" if inner else ""), depth + 1,
+                                  budget)
             if self.kind(t2) in (K.ARRAY, K.FUNC_PROTO):
-                return self._decl(target, inner, depth + 1)
-            return f"{q} " + self._decl(target, inner, depth + 1)
+                return self._decl(target, inner, depth + 1, budget)
+            return f"{q} " + self._decl(target, inner, depth + 1, budget)
         if k == K.PTR:
             target = self.type(tid).type
-            t2 = target
-            while self.kind(t2) == K.TYPE_TAG:
-                t2 = self.type(t2).type
+            t2 = self._skip_tags(target)
             d = "*" + inner
             if self.kind(t2) in (K.ARRAY, K.FUNC_PROTO):
                 d = f"({d})"
-            return self._decl(target, d, depth + 1)
+            return self._decl(target, d, depth + 1, budget)
         if k == K.ARRAY:
             t = self.type(tid)
-            return self._decl(t.array_type, f"{inner}[{t.array_nelems}]", depth + 1)
+            return self._decl(t.array_type, f"{inner}[{t.array_nelems}]", depth + 1, budget)
         if k == K.FUNC_PROTO:
             t = self.type(tid)
-            ps = [self._decl(p.type, p.name, depth + 1) for p in t.params]
+            ps = [self._decl(p.type, p.name, depth + 1, budget) for p in t.params]
             if t.variadic:
                 ps.append("...")
-            return self._decl(t.type, f"{inner}({', '.join(ps) or 'void'})", depth + 1)
+            return self._decl(t.type, f"{inner}({', '.join(ps) or 'void'})", depth + 1, budget)
         if k == K.VOID:
             base = "void"
         elif k in (K.STRUCT, K.UNION, K.ENUM, K.ENUM64, K.FWD):
@@ -855,6 +955,35 @@ class Btf:
         if not inner:
             return base
         return f"{base} {inner}" if not inner.startswith(" ") else base + inner
+
+    def check_base(self) -> None:
+        """Check that a split BTF fits the base it was opened on: every name
+        of its own records that lies in the base's strings must start a
+        string there. Split BTF does not say which base it was made for, and
+        one made for another build usually still parses, with garbage names;
+        raise :class:`BtfError` when any name falls inside a base string."""
+        base = self.base
+        if base is None:
+            return
+        w, first = self._words, self.first_id
+        bad = total = 0
+        example = None
+        for i, p in enumerate(self._offs):
+            no = w[p]
+            if not no or no >= self.str_start:
+                continue
+            total += 1
+            b = base
+            while no < b.str_start:
+                b = b.base  # type: ignore[assignment]
+            if b.data[b._sbase + no - b.str_start - 1] != 0:
+                bad += 1
+                if example is None:
+                    example = first + i
+        if bad:
+            raise BtfError(f"{self._what}: {bad} of {total} names that refer to the base BTF "
+                           f"start inside a base string (first: type id {example}): "
+                           f"it was made for another base")
 
     # -- full validation ---------------------------------------------------
 

@@ -12,7 +12,7 @@ plugins disabled), call ``drgn_btfvars.enable(prog)`` first.
 
 __version__ = "0.1.0"
 
-__all__ = ("enable", "get", "__version__")
+__all__ = ("enable", "get", "load_btf", "__version__")
 
 
 def enable(prog, **kwargs):  # type: ignore[no-untyped-def]
@@ -27,3 +27,10 @@ def get(prog):  # type: ignore[no-untyped-def]
     from drgn_btfvars.plugin import get as _get
 
     return _get(prog)
+
+
+def load_btf(prog, data, name=None):  # type: ignore[no-untyped-def]
+    """See :func:`drgn_btfvars.plugin.load_btf`."""
+    from drgn_btfvars.plugin import load_btf as _load_btf
+
+    return _load_btf(prog, data, name)

@@ -43,7 +43,7 @@ from drgn_btfvars import sources
 from drgn_btfvars.bootstrap import BOOTSTRAP_SYMBOLS, BootstrapCache
 from drgn_btfvars.decls import Declarations
 from drgn_btfvars.btf import Btf, BtfError, BtfKind
-from drgn_btfvars.meta import RECORD_PREFIX, VarsMeta, VarsMetaError, release_hint
+from drgn_btfvars.meta import META_ENUM_NAME, RECORD_PREFIX, VarsMeta, VarsMetaError, release_hint
 from drgn_btfvars.types import TypeConverter
 
 __all__ = ("KernelBtf", "BtfVarsError", "FAKE_MODULE_NAME", "vars_search_path")
@@ -196,6 +196,7 @@ class KernelBtf:
         self._vars_loaded = False
         self._module_btf_raw: Optional[Dict[str, sources.ModuleBtf]] = None
         self._module_btfs: Dict[str, Btf] = {}
+        self._added_btfs: List[Btf] = []  # load_btf()
         self._module_btf_errors: Dict[str, str] = {}
         self._loading_modules = False
         self._kallsyms: Optional[SymbolIndex] = None
@@ -488,6 +489,46 @@ class KernelBtf:
             btf = self.module_btf(name)
             if btf is not None:
                 yield btf
+        yield from self._added_btfs
+
+    def load_btf(self, data: Union[bytes, str, "os.PathLike[str]"],
+                 name: Optional[str] = None) -> Btf:
+        """Add BTF that the kernel's own sources do not give: a variable BTF
+        (one carrying the ``btf_global_variables_meta`` identity record)
+        becomes this program's variable BTF after the same identity checks
+        as a found one; any other BTF split on vmlinux (a module's ``.ko``
+        or ``.btf``, e.g. of a module loaded after the dump was taken) is
+        searched for types after the loaded modules'.
+
+        :param data: BTF bytes, or a raw BTF / ELF file with ``.BTF``.
+        :param name: a label for messages (default: the file name).
+        :raises BtfVarsError: no vmlinux BTF to split on; a variable BTF
+            while one is already in use, or one made for another build.
+        :raises BtfError: the BTF is malformed or not split on this vmlinux.
+        """
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            raw, source = bytes(data), name or "the BTF given"
+        else:
+            raw, source = sources.read_btf_file(data), str(data)
+        vmlinux = self.vmlinux()
+        if vmlinux is None:
+            raise BtfVarsError(f"cannot load {source}: this kernel's vmlinux BTF was not found")
+        if META_ENUM_NAME.encode() not in raw:
+            btf = Btf(raw, base=vmlinux, name=name or Path(source).name)
+            btf.check_base()  # split BTF does not name its base: a wrong one gives garbage
+            self._added_btfs.append(btf)
+            return btf
+        if self.vars() is not None:
+            raise BtfVarsError(f"cannot load {source}: a variable BTF is already in use "
+                               f"(from {self._vars_source})")
+        btf, meta = self._open_vars(raw, source, vmlinux)
+        with self._lock:
+            self._vars, self._vars_meta, self._vars_source = btf, meta, source
+            self._var_table = None
+            self._var_table_countdown = _VAR_TABLE_AFTER
+            self._constants.clear()
+            self._told_no_vars = False
+        return btf
 
     def vars(self) -> Optional[Btf]:
         """The variable BTF, verified against this kernel, or ``None``."""
@@ -529,6 +570,12 @@ class KernelBtf:
                     raise BtfVarsError(f"variable BTF not used: {e}") from e
         if data is None:
             return
+        btf, meta = self._open_vars(data, source, vmlinux)
+        self._vars, self._vars_meta, self._vars_source = btf, meta, source
+
+    def _open_vars(self, data: bytes, source: str, vmlinux: Btf) -> Tuple[Btf, VarsMeta]:
+        """Parse a variable BTF and check it was made for this kernel build;
+        a refusal names both builds."""
         try:
             btf = Btf(data, base=vmlinux, name=FAKE_MODULE_NAME)
             meta = VarsMeta.from_btf(btf)
@@ -543,7 +590,7 @@ class KernelBtf:
                 ) from e
             raise BtfVarsError(f"variable BTF from {source} not used: {e}") from e
         self._check_build(meta, source)
-        self._vars, self._vars_meta, self._vars_source = btf, meta, source
+        return btf, meta
 
     def _kernel_build(self) -> str:
         info = self.vmcoreinfo()

@@ -11,9 +11,10 @@ from typing import Optional, Union
 
 from drgn import Program, ProgramFlags
 
+from drgn_btfvars.btf import Btf
 from drgn_btfvars.finders import KernelBtf
 
-__all__ = ("drgn_prog_set", "enable", "get", "FINDER_NAME")
+__all__ = ("drgn_prog_set", "enable", "get", "load_btf", "FINDER_NAME")
 
 logger = logging.getLogger("drgn_btfvars")
 
@@ -60,6 +61,19 @@ def enable(
     prog.register_debug_info_finder(FINDER_NAME, kb.debug_info_finder, enable_index=-1)
     prog.config[_CONFIG_KEY] = kb
     return kb
+
+
+def load_btf(
+    prog: Program,
+    data: Union[bytes, str, "os.PathLike[str]"],
+    name: Optional[str] = None,
+) -> "Btf":
+    """Add BTF to a program's sources (enabling the plugin for it first if
+    needed): a variable BTF made by ``drgn-btfvars generate`` (checked
+    against this kernel's build), or any BTF split on this kernel's vmlinux,
+    such as a module's. See :meth:`KernelBtf.load_btf`."""
+    kb = get(prog) or enable(prog)
+    return kb.load_btf(data, name)
 
 
 def get(prog: Program) -> Optional[KernelBtf]:

@@ -136,3 +136,21 @@ def test_raw_scans_agree_with_indexes(chain, accel):
     names = sorted(enums)
     for name in names[:: max(1, len(names) // 300)] + ["no_such_enumerator_x"]:
         assert vml._scan_enumerator(name) == enums.get(name, []), name
+
+
+def test_check_base_catches_a_wrong_base():
+    """Split BTF made on one kernel's vmlinux and opened on another's either
+    fails to parse or has names inside base strings: check_base() says so."""
+    for key in KERNELS:
+        if not (ROOT / "vmcores" / key / "btf" / "vmlinux.btf.zst").exists():
+            continue
+        vml = Btf(fixture_bytes(key, "vmlinux"))
+        for other in KERNELS:
+            if not (ROOT / "vmcores" / other / "btf" / "ext4.btf.zst").exists():
+                continue
+            for mod in MODULES:
+                if other == key:
+                    Btf(fixture_bytes(other, mod), vml).check_base()
+                    continue
+                with pytest.raises(BtfError):
+                    Btf(fixture_bytes(other, mod), vml).check_base()

@@ -985,35 +985,6 @@ class Btf:
                            f"start inside a base string (first: type id {example}): "
                            f"it was made for another base")
 
-    def check_base(self) -> None:
-        """Check that a split BTF fits the base it was opened on: every name
-        of its own records that lies in the base's strings must start a
-        string there. Split BTF does not say which base it was made for, and
-        one made for another build usually still parses, with garbage names;
-        raise :class:`BtfError` when any name falls inside a base string."""
-        base = self.base
-        if base is None:
-            return
-        w, first = self._words, self.first_id
-        bad = total = 0
-        example = None
-        for i, p in enumerate(self._offs):
-            no = w[p]
-            if not no or no >= self.str_start:
-                continue
-            total += 1
-            b = base
-            while no < b.str_start:
-                b = b.base  # type: ignore[assignment]
-            if b.data[b._sbase + no - b.str_start - 1] != 0:
-                bad += 1
-                if example is None:
-                    example = first + i
-        if bad:
-            raise BtfError(f"{self._what}: {bad} of {total} names that refer to the base BTF "
-                           f"start inside a base string (first: type id {example}): "
-                           f"it was made for another base")
-
     # -- full validation ---------------------------------------------------
 
     def validate(self) -> None:

@@ -35,7 +35,7 @@ setup(
     packages=find_packages(include=["drgn_btfvars", "drgn_btfvars.*"]),
     install_requires=["drgn>=0.0.30", "pyelftools>=0.29", "cffi>=1.15"],
     setup_requires=["cffi>=1.15"],
-    extras_require={"test": ["pytest>=7", "hypothesis>=6", "zstandard>=0.21"]},
+    extras_require={"test": ["pytest>=7", "hypothesis>=6", "zstandard>=0.21", "ipython>=7"]},
     cffi_modules=["drgn_btfvars/btf/_accel_build.py:ffibuilder"],
     cmdclass={"build_ext": OptionalBuildExt},
     entry_points={

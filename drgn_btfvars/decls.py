@@ -222,6 +222,11 @@ class Resolved(NamedTuple):
     #: Why the entry was skipped ("" when used).
     skipped: str
 
+    def __repr__(self) -> str:
+        # The drgn type's own repr spells out every member: too long here.
+        what = self.type_name if self.type is not None else f"skipped: {self.skipped}"
+        return f"<Resolved {self.decl.name}: {what}>"
+
 
 class Declarations:
     """The table applied to one kernel (one per :class:`KernelBtf`).
@@ -240,6 +245,10 @@ class Declarations:
         self._version: Optional[Tuple[int, int]] = None
         self._arch: Optional[str] = None
         self._data_ranges: Optional[List[Tuple[int, int]]] = None
+
+    def __repr__(self) -> str:
+        return (f"<Declarations: {len(self.table)} names, {len(self._resolved)} resolved "
+                "so far; .summary() resolves all>")
 
     # ---------------------------------------------------------------- facts
 

@@ -27,6 +27,7 @@ assert array("I").itemsize == 4
 
 _MODIFIERS = frozenset((BtfKind.TYPEDEF, BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT,
                         BtfKind.TYPE_TAG))
+_MODIFIER_NUMS = frozenset(int(k) for k in _MODIFIERS)
 _SIZED = frozenset((BtfKind.INT, BtfKind.STRUCT, BtfKind.UNION, BtfKind.ENUM, BtfKind.ENUM64,
                     BtfKind.DATASEC, BtfKind.FLOAT))
 # Kinds whose third word is a type id.
@@ -685,19 +686,26 @@ class Btf:
     def _refs(self, type_id: int, by_value: bool) -> Tuple[int, ...]:
         """The ids a type refers to: by value only (no pointer), or also
         through pointers but stopping at named structures and unions."""
-        t = self.type(type_id)
-        k = t.kind
-        if k == BtfKind.STRUCT or k == BtfKind.UNION:
-            if t.name and not by_value:
+        # Read from the raw words (no decoding: conversion runs this over
+        # every type a struct reaches by value); an out-of-range id is
+        # caught by _owner() when the search steps onto it.
+        b = self._owner(type_id)
+        if type_id == 0:
+            return ()
+        w = b._words
+        p = b._offs[type_id - b.first_id]
+        info = w[p + 1]
+        k = (info >> 24) & 0x7F
+        if k == 4 or k == 5:  # STRUCT UNION
+            if not by_value and w[p] and b.type_name(type_id):
                 return ()
-            return tuple(m.type for m in t.members)
-        if k == BtfKind.ARRAY:
-            return (t.array_type,)
-        if k == BtfKind.FUNC_PROTO:
-            return (t.type,) + tuple(p.type for p in t.params)
-        if k in _MODIFIERS or k == BtfKind.VAR or k == BtfKind.FUNC or (
-                k == BtfKind.PTR and not by_value):
-            return (t.type,)
+            return tuple(w[p + 4:p + 4 + 3 * (info & 0xFFFFFF):3])
+        if k == 3:  # ARRAY
+            return (w[p + 3],)
+        if k == 13:  # FUNC_PROTO: the return type, then each parameter's
+            return (w[p + 2],) + tuple(w[p + 4:p + 4 + 2 * (info & 0xFFFFFF):2])
+        if k in _MODIFIER_NUMS or k == 14 or k == 12 or (k == 2 and not by_value):
+            return (w[p + 2],)  # VAR FUNC PTR and modifiers
         return ()
 
     def contains_itself(self, type_id: int) -> bool:

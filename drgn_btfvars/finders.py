@@ -144,17 +144,97 @@ class _Candidate(NamedTuple):
     type_id: int
 
 
-def _vmcoreinfo(prog: Program) -> Dict[str, str]:
+def _elf_vmcoreinfo_note(path: str) -> Optional[str]:
+    """The ``VMCOREINFO`` note of an ELF core file (a QEMU or kdump ELF vmcore,
+    ``/proc/kcore``), or ``None`` (not ELF, no such note, unreadable)."""
+    import struct
+
     try:
-        raw = prog["VMCOREINFO"].string_().decode("ascii", "replace")
-    except (LookupError, ValueError):
-        return {}
+        with open(path, "rb") as f:
+            ehdr = f.read(64)
+            if ehdr[:4] != b"\x7fELF" or ehdr[4] not in (1, 2) or ehdr[5] not in (1, 2):
+                return None
+            e = "<" if ehdr[5] == 1 else ">"
+            if ehdr[4] == 2:
+                phoff, = struct.unpack_from(e + "Q", ehdr, 0x20)
+                phentsize, phnum = struct.unpack_from(e + "HH", ehdr, 0x36)
+                ph = e + "IIQQQQ"  # p_type, p_flags, p_offset, p_vaddr, p_paddr, p_filesz
+            else:
+                phoff, = struct.unpack_from(e + "I", ehdr, 0x1C)
+                phentsize, phnum = struct.unpack_from(e + "HH", ehdr, 0x2A)
+                ph = e + "IIIII"  # p_type, p_offset, p_vaddr, p_paddr, p_filesz
+            f.seek(phoff)
+            phdrs = f.read(phentsize * phnum)
+            for i in range(phnum):
+                fields = struct.unpack_from(ph, phdrs, i * phentsize)
+                if fields[0] != 4:  # PT_NOTE
+                    continue
+                offset, size = (fields[2], fields[5]) if ehdr[4] == 2 else (fields[1], fields[4])
+                f.seek(offset)
+                notes = f.read(min(size, 1 << 20))
+                off = 0
+                while off + 12 <= len(notes):
+                    namesz, descsz, _ = struct.unpack_from(e + "III", notes, off)
+                    off += 12
+                    name = notes[off:off + namesz].rstrip(b"\0")
+                    off += (namesz + 3) & ~3
+                    desc = notes[off:off + descsz]
+                    off += (descsz + 3) & ~3
+                    if name == b"VMCOREINFO":
+                        return desc.rstrip(b"\0").decode("ascii", "replace")
+    except (OSError, struct.error):
+        return None
+    return None
+
+
+def _vmcoreinfo(prog: Program) -> Dict[str, str]:
+    # Read from the core file's note when it is ELF, not through
+    # prog["VMCOREINFO"]: building that object makes drgn look up "char"
+    # before our type finder can answer (it needs VMCOREINFO to find the BTF),
+    # and drgn keeps its default (signed) char for the program's lifetime,
+    # where the kernel's is unsigned on arm64 and on x86 since Linux 6.2
+    # (commit 3bc753c06dd0, "kbuild: treat char as always unsigned").
+    path = prog.core_dump_path
+    raw = _elf_vmcoreinfo_note(path) if path else None
+    if raw is None:
+        try:
+            raw = prog["VMCOREINFO"].string_().decode("ascii", "replace")
+        except (LookupError, ValueError):
+            return {}
     out = {}
     for line in raw.splitlines():
         key, sep, value = line.partition("=")
         if sep:
             out[key] = value
     return out
+
+
+#: The VMCOREINFO symbols drgn's builtin kallsyms loader takes, in its order
+#: (drgn 0.3.0 ``drgn.helpers.linux.kallsyms._load_builtin_kallsyms``).
+_KALLSYMS_VMCOREINFO = ("kallsyms_names", "kallsyms_token_table", "kallsyms_token_index",
+                        "kallsyms_num_syms", "kallsyms_offsets", "kallsyms_relative_base",
+                        "kallsyms_addresses", "_stext")
+
+
+def _load_vmlinux_kallsyms(prog: Program, vmcoreinfo: Dict[str, str]) -> SymbolIndex:
+    """drgn's ``load_vmlinux_kallsyms``, fed the VMCOREINFO we parsed.
+
+    drgn's helper reads ``prog["VMCOREINFO"]`` itself, which makes drgn fix
+    its own "char" for good while our type finder cannot answer (see
+    :func:`_vmcoreinfo`); its builtin loader takes the addresses directly.
+    """
+    from drgn.helpers.linux.kallsyms import load_vmlinux_kallsyms
+
+    live_root = (prog.flags & (ProgramFlags.IS_LIVE | ProgramFlags.IS_LOCAL)) == (
+        ProgramFlags.IS_LIVE | ProgramFlags.IS_LOCAL) and os.geteuid() == 0
+    if live_root or not vmcoreinfo:
+        return load_vmlinux_kallsyms(prog)  # /proc/kallsyms, or drgn's own VMCOREINFO path
+    try:
+        from _drgn import _linux_helper_load_builtin_kallsyms
+    except ImportError:  # another drgn: its public helper
+        return load_vmlinux_kallsyms(prog)
+    args = [int(vmcoreinfo.get(f"SYMBOL({s})", "0"), 16) for s in _KALLSYMS_VMCOREINFO]
+    return _linux_helper_load_builtin_kallsyms(prog, *args)
 
 
 class KernelBtf:
@@ -237,8 +317,9 @@ class KernelBtf:
     def vmcoreinfo(self) -> Dict[str, str]:
         """VMCOREINFO as a dictionary (read once)."""
         if self._vmcoreinfo is None:
-            # drgn builds the VMCOREINFO object with its own "char" type: our
-            # finders stay out of it (they may need VMCOREINFO themselves).
+            # When drgn builds the VMCOREINFO object (not an ELF core), it uses
+            # its own "char" type: our finders stay out of it (they may need
+            # VMCOREINFO themselves).
             self._in_setup = True
             try:
                 self._vmcoreinfo = _vmcoreinfo(self.prog)
@@ -256,13 +337,11 @@ class KernelBtf:
     def kallsyms(self) -> Optional[SymbolIndex]:
         """drgn's vmlinux kallsyms index, loaded on first use (``None`` if unavailable)."""
         if self._kallsyms is None and self._kallsyms_error is None and not self._loading_kallsyms:
-            from drgn.helpers.linux.kallsyms import load_vmlinux_kallsyms
-
             # The loader itself looks symbols up (through this finder).
-            self.vmcoreinfo()
+            info = self.vmcoreinfo()
             self._loading_kallsyms = True
             try:
-                self._kallsyms = load_vmlinux_kallsyms(self.prog)
+                self._kallsyms = _load_vmlinux_kallsyms(self.prog, info)
             except Exception as e:  # drgn raises various errors here
                 self._kallsyms_error = e
                 self._warn(

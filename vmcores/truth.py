@@ -64,6 +64,9 @@ JSON object, zstd-compressed:
 ``helpers``
     ``{name: output string}``: uname, saved_command_line, dmesg tail, mounts, slab
     caches, runqueues nr_running, totalram_pages, nr_cpu_ids, __per_cpu_offset.
+``base_types``
+    ``{name: [size, signed]}`` for ``char``, ``int``, ``long int`` … as DWARF
+    defines them (``char`` is unsigned on arm64, and on x86 since 6.2).
 ``counts``
     summary numbers (kallsyms symbols, data symbols, resolved, functions, ...).
 """
@@ -409,6 +412,24 @@ def helper_outputs(prog: Program) -> Dict[str, str]:
     return out
 
 
+#: C base types whose size and signedness depend on the architecture (and,
+#: for ``char``, on the kernel: x86 builds with -funsigned-char since 6.2).
+BASE_TYPES = ("char", "signed char", "unsigned char", "short int", "int", "long int",
+              "long long int", "long unsigned int", "_Bool")
+
+
+def base_types(prog: Program) -> Dict[str, List[Any]]:
+    """``{name: [size, signed]}`` of :data:`BASE_TYPES` as DWARF defines them."""
+    out: Dict[str, List[Any]] = {}
+    for name in BASE_TYPES:
+        try:
+            t = prog.type(name)
+        except LookupError:
+            continue
+        out[name] = [t.size, bool(t.is_signed) if t.kind == TypeKind.INT else None]
+    return out
+
+
 def _names(prog: Program) -> set:
     """Names of a few objects that exist in this program (cheap probes)."""
     found = set()
@@ -635,6 +656,7 @@ def generate(key: str, vmcore: Path, vmlinux: Optional[Path] = None) -> Dict[str
         "tasks": tasks,
         "modules": modules,
         "helpers": helpers,
+        "base_types": base_types(prog),
     }
     truth["counts"] = {
         "kallsyms_symbols": len(syms),

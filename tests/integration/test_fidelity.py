@@ -9,6 +9,7 @@ found" are reported, with floors on coverage.
 """
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -157,13 +158,15 @@ def test_stack_traces(vars_session: BtfSession, vmcore_truth, vmcore_key,
                       record_property) -> None:
     """Every task's stack trace: same program counters as with DWARF, same
     function names except where DWARF itself has none (module code without
-    debug info, which we name from module kallsyms) or where kallsyms has an
-    assembly label inside the function DWARF names."""
+    debug info, which we name from module kallsyms), where kallsyms has an
+    assembly label inside the function DWARF names, or where the function is a
+    compiler clone (kallsyms ``el0_svc_common.constprop.0``, DWARF
+    ``el0_svc_common``)."""
     from drgn.helpers.linux.pid import for_each_task
 
     prog = vars_session.prog
     truth = {(t["pid"], t["comm"]): t for t in vmcore_truth["tasks"]}
-    same = labels = module_names = 0
+    same = labels = module_names = clones = 0
     problems = []
     for task in for_each_task(prog):
         key = (task.pid.value_(), task.comm.string_().decode())
@@ -183,14 +186,24 @@ def test_stack_traces(vars_session: BtfSession, vmcore_truth, vmcore_key,
                 module_names += 1
             elif not dname.startswith("0x") and _is_label_inside(prog, gname, dname, pc):
                 labels += 1
+            elif _is_clone_of(gname, dname):
+                clones += 1
             else:
                 problems.append((key, gname, dname))
     summary = (f"{vmcore_key} stack frames: {same} same, {labels} kallsyms labels, "
-               f"{module_names} named only by module kallsyms, {len(problems)} different")
+               f"{module_names} named only by module kallsyms, {clones} compiler clones, "
+               f"{len(problems)} different")
     print("\n" + summary)
     record_property("stack frames", summary)
     assert not problems, problems[:5]
     assert same > 100
+
+
+def _is_clone_of(symbol: str, function: str) -> bool:
+    """Whether kallsyms' ``symbol`` is a GCC clone of the DWARF ``function``
+    (suffixes ``.constprop.N``, ``.isra.N``, ``.part.N``, ``.cold``)."""
+    return re.fullmatch(re.escape(function) + r"(\.(constprop|isra|part|cold)(\.\d+)?)+",
+                        symbol) is not None
 
 
 def _is_label_inside(prog: Program, label: str, function: str, pc: int) -> bool:
@@ -224,6 +237,88 @@ def test_helpers(vars_session: BtfSession, vmcore_truth) -> None:
     want = vmcore_truth["helpers"]
     diff = {k: (want[k], got.get(k)) for k in want if got.get(k) != want[k]}
     assert not diff, diff
+
+
+SCALAR_KINDS = ("INT", "BOOL", "ENUM", "FLOAT", "POINTER")
+
+
+def _scalar(t) -> bool:
+    while t.kind.name == "TYPEDEF":
+        t = t.type
+    return t.kind.name in SCALAR_KINDS
+
+
+def test_values_read_through_btf(vars_session: BtfSession, vmcore_truth, vmcore_key,
+                                 record_property) -> None:
+    """Every scalar global read through its BTF object has DWARF's value; a
+    per-CPU one has DWARF's value on each CPU (``per_cpu()``); one that DWARF
+    could not read (arm64 unmaps the freed ``.init`` memory) raises
+    ``FaultError``, and the session goes on."""
+    from drgn import FaultError
+    from drgn.helpers.linux.percpu import per_cpu
+
+    kb = vars_session.kb
+    equal = faults = percpu = 0
+    bad = []
+    for v in vmcore_truth["variables"]:
+        objs = [o for o in kb.variables(v["name"]) if o.address_ == v["address"]]
+        if not objs or not _scalar(objs[0].type_):
+            continue
+        obj = objs[0]
+        if v["section"] == "percpu":
+            want = v.get("percpu_values")
+            if want is None:
+                continue
+            got = []
+            for cpu in range(len(want)):
+                try:
+                    got.append(per_cpu(obj, cpu).value_())
+                except FaultError:
+                    got.append(None)
+            got = [int(x) if isinstance(x, bool) else x for x in got]
+            if got != want:
+                bad.append((v["name"], want, got))
+            percpu += 1
+            continue
+        try:
+            got = obj.value_()
+        except FaultError:
+            got = None
+            faults += 1
+        if isinstance(got, bool):
+            got = int(got)
+        if got != v["value"]:
+            bad.append((v["name"], v["section"], v["value"], got))
+        elif got is not None:
+            equal += 1
+    summary = (f"{vmcore_key} scalar values: {equal} equal, {percpu} per-CPU equal on every CPU, "
+               f"{faults} unreadable as with DWARF (FaultError), {len(bad)} different")
+    print("\n" + summary)
+    record_property("values", summary)
+    assert not bad, bad[:10]
+    assert equal > 1000 and percpu > 10
+
+
+def test_base_types(vars_session: BtfSession, vmcore_truth, vmcore_key) -> None:
+    """``char`` (unsigned on arm64, and on x86 since 6.2), ``int``, ``long`` …
+    have DWARF's size and signedness."""
+    want = vmcore_truth.get("base_types")
+    if want is None:
+        from vmcores import fixtures
+
+        dwarf = fixtures.dwarf_program(vmcore_key)
+        if dwarf is None:
+            pytest.skip("the truth predates base_types and the -dbg vmlinux is not cached")
+        sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "vmcores"))
+        import truth as truth_mod
+
+        want = truth_mod.base_types(dwarf)
+    prog = vars_session.prog
+    got = {}
+    for name in want:
+        t = prog.type(name)
+        got[name] = [t.size, bool(t.is_signed) if t.kind.name == "INT" else None]
+    assert got == want
 
 
 def test_refuses_other_builds_variable_btf(vmcore_path, vmcore_key) -> None:

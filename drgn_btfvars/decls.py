@@ -150,6 +150,18 @@ DECLARATIONS: Tuple[Declaration, ...] = (
     _d("nr_swapfiles", "unsigned int", "mm/swapfile.c"),
     _d("swap_info", "struct swap_info_struct *[]", "mm/swapfile.c"),
     _d("hstates", "struct hstate []", "mm/hugetlb.c"),
+    # NUMA nodes: node_data[MAX_NUMNODES]; x86 declared it with the typedef
+    # until "arch, mm: move definition of node_data to generic code"
+    # (v6.12); contig_page_data is the !NUMA single node.
+    _d("node_data", "pg_data_t *[]", "arch/x86/mm/numa.c", until=(6, 12), arch="X86_64"),
+    _d("node_data", "struct pglist_data *[]", "mm/numa.c", since=(6, 12)),
+    _d("contig_page_data", "struct pglist_data", "mm/memblock.c (!CONFIG_NUMA)"),
+    # vmalloc: one list and tree until 6.9, then per-node trees.
+    _d("vmap_area_list", "struct list_head", "mm/vmalloc.c (before 6.9)"),
+    _d("vmap_area_root", "struct rb_root", "mm/vmalloc.c (before 6.9)"),
+    _d("vmap_nodes", "struct vmap_node *", "mm/vmalloc.c (6.9+)"),
+    _d("nr_vmap_nodes", "unsigned int", "mm/vmalloc.c (6.9+)"),
+    _d("vmap_zone_size", "unsigned int", "mm/vmalloc.c (6.9+)"),
     _d("hugetlb_max_hstate", "int", "mm/hugetlb.c"),
     # --- devices, interrupts, timers
     # CHRDEV_MAJOR_HASH_SIZE and BLKDEV_MAJOR_HASH_SIZE are 255 in every

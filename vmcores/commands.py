@@ -38,31 +38,62 @@ FILE_NAME = "commands.json.zst"
 
 #: crash-compatible commands (``%crash <command>``). A bare ``bt``, ``ipcs``
 #: or ``mount`` needs the panic context, which these dumps (taken by QEMU,
-#: not by a panic) do not have: they are given a task instead.
+#: not by a panic) do not have: they are given a task instead. Adding one
+#: means recording again (``python3 vmcores/commands.py record``).
 COMMANDS: Tuple[str, ...] = (
     "sys",
     "ps",
     "ps -t",
+    "ps -k",
+    "ps -u",
+    "ps -G",
+    "ps -l",
+    "ps -p 1",
+    "ps -c 1",
     "mod",
+    "mod -t",
     "log",
     "bt 1",
     "bt 2",
+    "bt -f 1",
     "foreach bt",
+    "foreach files",
     "runq",
+    "runq -t",
     "kmem -i",
     "kmem -s",
     "kmem -V",
+    "kmem -z",
+    "kmem -f",
+    "kmem -h",
+    "kmem -v",
     "mount -n 1",
     "files 1",
     "vm 1",
     "sig 1",
+    "sig -l",
     "task 1",
+    "task -R comm 1",
     "timer",
+    "timer -r",
     "irq",
+    "irq -s",
+    "irq -b",
     "dev",
+    "dev -d",
     "swap",
     "net",
+    "ipcs -n 1",
+    "bpf",
+    "p jiffies",
+    "whatis init_task",
+    "whatis task_struct",
+    "whatis rq",
+    "whatis page",
+    "whatis mm_struct",
 )
+# Not compared: ``bt -l`` and ``sym`` print source lines, which only DWARF
+# has; ``kmem -p`` prints every page (64k lines).
 
 
 def _text(b: bytes) -> str:

@@ -33,7 +33,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 T_START = time.monotonic()
 

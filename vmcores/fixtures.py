@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parent
-KEYS = ("bookworm", "trixie", "sid")  # the order tests run in (kernels.KERNELS order)
+# The order tests run in: oldest kernel to newest, an arm64 dump after its x86 twin
+# (the newest, sid, stays last: the demo's default).
+KEYS = ("bookworm", "trixie", "trixie-arm64", "sid")
 FILES = ("vmcore.zst", "truth.json.zst", "manifest.json")
 
 _lock = threading.Lock()

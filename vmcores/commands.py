@@ -284,6 +284,10 @@ class Comparison(NamedTuple):
 
 
 _HEX = re.compile(r"^(?:0x)?([0-9a-f]{8,16})$")
+_CLONE_SUFFIX = re.compile(r"(?:\.(?:constprop|isra|part|cold|lto_priv)(?:\.\d+)?)+")
+_UNKNOWN_SP = re.compile(r"\[\?{16}\]")
+_KNOWN_SP = re.compile(r"\[[0-9a-f]{16}\]")
+_STACK_WORDS = re.compile(r"^\s+[0-9a-f]{16}:(?:\s+[0-9a-f]{16})+$")
 
 
 class _Normaliser:
@@ -333,6 +337,18 @@ class _Normaliser:
             out.append(line)
         return out
 
+    def stack_words(self, d_lines: List[str], b_lines: List[str]) -> List[str]:
+        """``bt -f`` prints the stack words of each frame, from its stack
+        pointer. When BTF's frames have no stack pointer (frame-pointer
+        unwinding, see :meth:`label_or_module_symbol`), it prints none:
+        DWARF's are dropped then, and only then."""
+        if not any(_UNKNOWN_SP.search(line) for line in b_lines):
+            return d_lines
+        out = [line for line in d_lines if not _STACK_WORDS.match(line)]
+        if len(out) != len(d_lines):
+            self._use("stack words of frames without a stack pointer")
+        return out
+
     def label_or_module_symbol(self, d: str, b: str) -> bool:
         """Whether two differing lines differ only in tokens where
 
@@ -345,7 +361,15 @@ class _Normaliser:
           :mod:`drgn_btfvars.verify`); or
         * DWARF prints an address in a module (it has no debug info for
           modules) and BTF the name of the module kallsyms symbol that
-          contains it (drgn's own ``prog.symbol(address)``).
+          contains it (drgn's own ``prog.symbol(address)``); or
+        * DWARF names function ``F`` and BTF names ``F.constprop.0`` (or
+          ``.isra``, ``.part``, ``.cold``) at the same PC: DWARF names a
+          GCC clone after its source function, kallsyms after the clone's
+          linker symbol; or
+        * a ``bt`` frame's stack pointer is ``[????????????????]`` in BTF:
+          without DWARF's call frame information (arm64 has no ORC) drgn
+          unwinds through frame pointers, which give every PC but not the
+          stack pointer of each frame.
         """
         dt, bt = d.split(), b.split()
         if len(dt) != len(bt):
@@ -361,6 +385,12 @@ class _Normaliser:
             elif (i + 2 < len(dt) and dt[i + 1] == "at" and bt[i + 1] == "at"
                   and dt[i + 2] == bt[i + 2] and self._label_inside(y, x, dt[i + 2])):
                 rules.append("kallsyms label inside the DWARF function")
+            elif (i + 2 < len(dt) and dt[i + 1] == "at" and bt[i + 1] == "at"
+                  and dt[i + 2] == bt[i + 2] and y.startswith(x)
+                  and _CLONE_SUFFIX.fullmatch(y[len(x):])):
+                rules.append("GCC clone suffix in the kallsyms name")
+            elif _UNKNOWN_SP.fullmatch(y) and _KNOWN_SP.fullmatch(x):
+                rules.append("stack pointer unknown (frame-pointer unwinding)")
             else:
                 return False
         for r in rules:
@@ -411,6 +441,7 @@ def compare(key: str, dwarf: str, btf: str, prog: Any) -> Comparison:
     d_lines, b_lines = norm.file_paths(key, d_lines), norm.file_paths(key, b_lines)
     if key.startswith("crash:bt") or key == "crash:foreach bt":
         d_lines = norm.inline_frames(d_lines)
+        d_lines = norm.stack_words(d_lines, b_lines)
     diff = list(difflib.unified_diff(d_lines, b_lines, "dwarf", "btf", lineterm="", n=0))
     matcher = difflib.SequenceMatcher(None, d_lines, b_lines, autojunk=False)
     missing = extra = 0

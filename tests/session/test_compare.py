@@ -106,3 +106,31 @@ def test_errors_and_partial_output() -> None:
     assert compare("helper:x", d, "line 1\n", FakeProg()).status == "partial"
     assert compare("helper:x", d, "line 1\nline 3\n", FakeProg()).status == "different"
     assert compare("helper:x", "ERROR: KeyError: x", d, FakeProg()).status == "different"
+
+
+ARM_DWARF = """PID: 1  TASK: ffff8880  CPU: 0  COMMAND: "init"
+ #0 [ffff80008002bb20] __schedule at ffff957dff14c638
+    ffff80008002bb00:  ffff80008002bb60 209f957dff14c638
+ #1 [ffff80008002be40] el0_svc_common at ffff957dfe228430
+"""
+ARM_BTF = """PID: 1  TASK: ffff8880  CPU: 0  COMMAND: "init"
+ #0 [????????????????] __schedule at ffff957dff14c638
+ #1 [????????????????] el0_svc_common.constprop.0 at ffff957dfe228430
+"""
+
+
+def test_frame_pointer_unwinding() -> None:
+    """arm64 without CFI: unknown stack pointers (and so no stack words),
+    GCC clone names."""
+    c = compare("crash:bt -f 1", ARM_DWARF, ARM_BTF, FakeProg())
+    assert c.status == "normalised", c.diff
+    assert set(c.rules) == {"stack pointer unknown (frame-pointer unwinding)",
+                            "stack words of frames without a stack pointer",
+                            "GCC clone suffix in the kallsyms name"}
+    # Stack words are dropped only when BTF has no stack pointer.
+    known_sp = ARM_BTF.replace("[????????????????] __schedule", "[ffff80008002bb20] __schedule")
+    assert compare("crash:bt -f 1", ARM_DWARF, known_sp.replace("?" * 16, "ffff80008002be40"),
+                   FakeProg()).status not in ("same", "normalised")
+    # Not a clone suffix; not an unknown stack pointer.
+    for bad in (ARM_BTF.replace(".constprop.0", ".other"), ARM_BTF.replace("????", "ffff", 1)):
+        assert compare("crash:bt -f 1", ARM_DWARF, bad, FakeProg()).status == "different"

@@ -16,6 +16,7 @@ from drgn_btfvars import decls
 from vmcores import commands
 
 from .conftest import BtfSession
+from .test_parity import compare as parity_compare
 
 
 def test_declarations_match_dwarf(degraded_session: BtfSession, vmcore_truth, vmcore_key,
@@ -85,7 +86,7 @@ def test_degraded_session(degraded_session: BtfSession, recorded, vmcore_key,
         want = recorded["outputs"].get(name)
         if want is None:
             continue
-        c = commands.compare(name, want, commands.run(prog, name), prog)
+        c = parity_compare(vmcore_key, name, want, commands.run(prog, name), prog)
         by_status.setdefault(c.status, []).append(name)
         ok = c.status in ("same", "normalised")
         (helpers if name.startswith("helper:") else crash)[ok] += 1

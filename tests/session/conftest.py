@@ -30,6 +30,9 @@ def recorded(vmcore_key: str) -> Dict[str, Any]:
     if rec is None:
         pytest.skip(f"{vmcore_key}: no vmcores/{vmcore_key}/{commands.FILE_NAME} "
                     f"(python3 vmcores/commands.py record {vmcore_key})")
+    if rec.get("vmcore_sha256") != fixtures.manifest(vmcore_key)["vmcore"]["sha256"]:
+        pytest.fail(f"{vmcore_key}: {commands.FILE_NAME} was recorded on another dump: "
+                    f"python3 vmcores/commands.py record {vmcore_key}")
     return rec
 
 

@@ -168,7 +168,7 @@ def build_rootfs(force: bool = False) -> Tuple[Path, Dict[str, Any]]:
     d = live_dir()
     cpio_path, info_path = d / "rootfs.cpio", d / "rootfs.json"
     recipe = {"suite": SUITE, "variant": "minbase", "packages": list(DEB_PACKAGES),
-              "wheels": list(WHEELS), "python": GUEST_PYTHON}
+              "wheels": list(WHEELS), "python": GUEST_PYTHON, "pyc": "unchecked-hash"}
     if not force and cpio_path.exists() and info_path.exists():
         info = json.loads(info_path.read_text())
         if info.get("recipe") == recipe:
@@ -198,6 +198,12 @@ def build_rootfs(force: bool = False) -> Tuple[Path, Dict[str, Any]]:
                     *_pip_platform_args(), "--target", str(root / SITE), "--no-index",
                     "--find-links", str(wheels), *WHEELS], check=True, timeout=T_PIP)
     shutil.rmtree(root / SITE / "bin", ignore_errors=True)  # scripts with the host's shebang
+    # The cpio gives every file mtime 0, which makes timestamp-checked .pyc files stale:
+    # the guest would recompile the standard library and drgn on every boot.
+    subprocess.run(["chroot", str(root), "python3", "-m", "compileall", "-q", "-f",
+                    "--invalidation-mode", "unchecked-hash", f"/usr/lib/python{GUEST_PYTHON}",
+                    "/usr/lib/python3/dist-packages", "/" + SITE],
+                   stdout=subprocess.DEVNULL, timeout=T_PIP)
     py = subprocess.run(["chroot", str(root), "python3", "-c",
                          "import sys, drgn, elftools, cffi; print(sys.version.split()[0], "
                          "drgn.__version__)"], capture_output=True, text=True, timeout=120)
@@ -331,6 +337,8 @@ def build_app(work: Path) -> Tuple[Path, Dict[str, Any]]:
             subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-compile",
                             "--target", str(stage), str(wheel)], check=True, timeout=T_PIP)
             info["wheel"] = wheel.name
+            subprocess.run([py, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash",
+                            str(stage)], check=True, timeout=T_PIP)  # see build_rootfs()
         else:
             # No CPython 3.13 here: pure Python (the reader falls back by itself).
             subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile",

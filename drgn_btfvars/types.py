@@ -223,9 +223,10 @@ class TypeConverter:
             return prog.pointer_type(self.type(owner, t.type), language=lang)
         if kind == BtfKind.ARRAY:
             elem = self.type(owner, t.array_type)
-            if _underlying(elem).kind in (TypeKind.VOID, TypeKind.FUNCTION):
+            u = _underlying(elem)
+            if u.kind == TypeKind.FUNCTION or not u.is_complete():  # C has no arrays of those
                 raise BtfConversionError(f"{owner.name or 'BTF'}: type id {t.id}: an array "
-                                         "of void or of functions")
+                                         "of void, of functions or of an incomplete type")
             return prog.array_type(elem, t.array_nelems or None, language=lang)
         if kind == BtfKind.TYPEDEF:
             return prog.typedef_type(t.name, self._lazy_typedef_target(owner, t.type),
@@ -274,9 +275,9 @@ class TypeConverter:
     def _member_type(self, owner: Btf, type_id: int) -> Type:
         """A member's type; a function is not a valid one (only corrupt BTF says so)."""
         mt = self.type(owner, type_id)
-        if _underlying(mt).kind == TypeKind.FUNCTION:
+        if _underlying(mt).kind in (TypeKind.FUNCTION, TypeKind.VOID):
             raise BtfConversionError(f"{owner.name or 'BTF'}: type id {type_id}: a member "
-                                     "cannot be a function")
+                                     "cannot be a function or void")
         return mt
 
     def _compound(self, owner: Btf, t: BtfType) -> Type:
@@ -292,6 +293,10 @@ class TypeConverter:
                 if int_field is not None:
                     bit_offset += int_field[0]
                     bit_field_size = int_field[1]
+            if bit_offset + bit_field_size > 8 * t.size:  # (a flexible array may start at the end)
+                raise BtfConversionError(f"{owner.name or 'BTF'}: type id {t.id}: member "
+                                         f"{m.name!r} at bit {bit_offset} is past the end of "
+                                         f"the {t.size}-byte {t.kind.name}")
             if i != last and not bit_field_size and t.kind == BtfKind.STRUCT:
                 thunk = self._zero_length_thunk(owner, m.type)
             else:

@@ -98,8 +98,9 @@ def test_named_cycles_are_fine() -> None:
     assert str(conv.type(btf, fp)) == "int (*)(struct list_head *x)"
 
 
-@pytest.mark.parametrize("case", ["member", "array", "param", "return", "void-array",
-                                  "void-param", "anon-fwd", "bitfield", "utf8"])
+@pytest.mark.parametrize("case", ["member", "void-member", "array", "param", "return",
+                                  "void-array", "fwd-array", "void-param", "anon-fwd",
+                                  "bitfield", "utf8", "past-end"])
 def test_what_c_cannot_declare(case: str) -> None:
     """Each was an exception from drgn (ValueError, TypeError, UnicodeEncodeError)
     when the type was built or printed."""
@@ -107,6 +108,12 @@ def test_what_c_cannot_declare(case: str) -> None:
     proto = b.add_func_proto(1, [])
     if case == "member":  # an anonymous member of function type
         tid = b.add_struct("s", 8, [(None, proto, 0, 0)])
+    elif case == "void-member":
+        tid = b.add_struct("s", 8, [("v", 0, 0, 0)])
+    elif case == "fwd-array":  # an array of a union never defined (found by the long run)
+        tid = b.add_array(b.add_fwd("u", union=True), 1, 4)
+    elif case == "past-end":  # a member at bit 64 of a 4-byte struct
+        tid = b.add_struct("s", 4, [("x", 1, 64, 0)])
     elif case == "array":
         tid = b.add_array(proto, 1, 2)
     elif case == "param":

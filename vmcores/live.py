@@ -561,6 +561,9 @@ def _compare_run(key: str, k: kernels.Kernel, work: Path, guest: Dict[str, Any],
     """Parse the guest's results, run the checks on the dump, compare, write the report."""
     blocks = parse_channel(channel.read_text(errors="replace"))
     report: Dict[str, Any] = dict(guest, phases={})
+    m = re.search(r"^@@ debug info: (\d+) paths", guest.get("console", ""), re.M)
+    # /usr/lib/debug/*, /boot/vmlinux*, /lib/modules/*/build as the guest saw them.
+    report["guest_debug_paths"] = int(m.group(1)) if m else None
     try:
         for phase in ("stock", "vars"):
             blk = blocks.get(phase)

@@ -50,6 +50,7 @@ def test_live_guest_matches_dump(key: str, record_property) -> None:
     if os.geteuid() != 0:
         pytest.skip("building the guest's root file system needs root (debootstrap, chroot)")
     report = live.run(key)
+    assert report["guest_debug_paths"] == 0, "the guest sees debug info paths"
 
     for phase in ("stock", "vars"):
         p = report["phases"][phase]

@@ -33,6 +33,7 @@ from drgn import (
     RelocatableModule,
     Symbol,
     SymbolIndex,
+    SymbolBinding,
     SymbolKind,
     Type,
     TypeKind,
@@ -297,6 +298,7 @@ class KernelBtf:
         # globals) so that each later lookup is one dict access.
         self._var_table: Optional[Dict[str, Tuple[int, int]]] = None
         self._int_spellings: Optional[Dict[Tuple[str, ...], int]] = None
+        self._text_range: Optional[Tuple[int, int]] = None
         self._var_table_countdown = _VAR_TABLE_AFTER
         self._section_bases: Dict[Tuple[int, int], Optional[int]] = {}
         self._constants: Dict[str, Optional[Object]] = {}
@@ -1013,11 +1015,22 @@ class KernelBtf:
             if any(t.type_name() != types[0].type_name() for t in types[1:]):
                 return None  # same-named statics with different prototypes
             addrs = {s.address for s in self.symbol_finder(self.prog, name, None, False)
-                     if s.kind == SymbolKind.FUNC}
+                     if s.kind == SymbolKind.FUNC or (
+                         s.binding == SymbolBinding.WEAK and s.kind == SymbolKind.UNKNOWN
+                         and self._in_kernel_text(s.address))}
             if len(addrs) != 1:
                 return None
             return Object(self.prog, types[0], address=addrs.pop())
         return None
+
+    def _in_kernel_text(self, address: int) -> bool:
+        """Whether ``address`` is in vmlinux's text (``_stext``..``_etext``):
+        kallsyms gives weak functions (``W``) no kind, and only their section
+        tells them from weak data."""
+        if self._text_range is None:
+            start, end = self._symbol_address("_stext"), self._symbol_address("_etext")
+            self._text_range = (start, end) if start is not None and end is not None else (0, 0)
+        return self._text_range[0] <= address < self._text_range[1]
 
     def _find_constant(self, name: str) -> Optional[Object]:
         """An enumerator: vmlinux first, then the variable BTF, then modules

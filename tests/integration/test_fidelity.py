@@ -321,16 +321,25 @@ def test_base_types(vars_session: BtfSession, vmcore_truth, vmcore_key) -> None:
     assert got == want
 
 
-def test_refuses_other_builds_variable_btf(vmcore_path, vmcore_key) -> None:
-    """A variable BTF made for another kernel build is refused, naming both."""
+def test_refuses_other_builds_variable_btf(vmcore_path, vmcore_key, vmcore_truth) -> None:
+    """A variable BTF made for another kernel build is refused, naming both.
+    The session goes on as on a stock kernel: a global of the degraded-mode
+    table (``jiffies_64``) has DWARF's type, any other is not found."""
+    from drgn_btfvars.decls import DECLARATIONS
+
     from .conftest import open_btf, vars_btf_bytes, other_key_with_vars
 
     other = other_key_with_vars(vmcore_key)
     if other is None:
         pytest.skip("needs a committed variable BTF of another kernel")
     session = open_btf(vmcore_path, vars_btf=vars_btf_bytes(other))
+    declared = {d.name for d in DECLARATIONS}
+    undeclared = next(v["name"] for v in vmcore_truth["variables"]
+                      if v["section"] == "data" and v["name"] not in declared
+                      and not v.get("repeated"))
     with pytest.raises(LookupError):
-        session.prog["jiffies_64"]
+        session.prog[undeclared]
+    assert session.prog["jiffies_64"].type_.type_name() == "u64"
     msg = " ".join(session.kb.warnings)
     assert "refused" in msg, msg
     assert session.kb.vars() is None

@@ -248,6 +248,10 @@ class KernelBtf:
         module's. Defaults to ``$DRGN_BTFVARS_VARS``.
     :param use_fake_module: whether to use ``btf_global_variables`` when it
         is loaded in the kernel (``False`` shows what a stock kernel gives).
+    :param kallsyms: a System.map or saved ``/proc/kallsyms`` to take vmlinux
+        symbols from instead of the dump's kallsyms, which VMCOREINFO locates
+        only since Linux 6.0 (see :mod:`drgn_btfvars.symfile`). Defaults to
+        ``$DRGN_BTFVARS_KALLSYMS``.
     """
 
     def __init__(
@@ -257,8 +261,13 @@ class KernelBtf:
         vmlinux: Union[None, bytes, str, "os.PathLike[str]"] = None,
         vars_btf: Union[None, bytes, str, "os.PathLike[str]"] = None,
         use_fake_module: bool = True,
+        kallsyms: Union[None, str, "os.PathLike[str]"] = None,
     ) -> None:
         self.prog = prog
+        if kallsyms is None:
+            kallsyms = os.environ.get("DRGN_BTFVARS_KALLSYMS") or None
+        self._kallsyms_arg = kallsyms
+        self._kallsyms_source = ""
         self._vmlinux_arg = vmlinux
         if vars_btf is None:
             vars_btf = os.environ.get("DRGN_BTFVARS_VARS") or None
@@ -343,16 +352,33 @@ class KernelBtf:
             info = self.vmcoreinfo()
             self._loading_kallsyms = True
             try:
-                self._kallsyms = _load_vmlinux_kallsyms(self.prog, info)
+                self._kallsyms = self._load_kallsyms(info)
             except Exception as e:  # drgn raises various errors here
                 self._kallsyms_error = e
-                self._warn(
-                    f"kallsyms unavailable ({e}); Linux < 6.0 does not describe kallsyms in "
-                    "VMCOREINFO: give a System.map or a saved /proc/kallsyms"
-                )
+                self._warn(f"kallsyms unavailable: {e}")
             finally:
                 self._loading_kallsyms = False
         return self._kallsyms
+
+    def _load_kallsyms(self, info: Dict[str, str]) -> SymbolIndex:
+        """The symbol file given, else drgn's loader (VMCOREINFO, Linux ≥ 6.0;
+        /proc/kallsyms when live); a file that does not fit this kernel is
+        refused, never used."""
+        from drgn_btfvars import symfile
+
+        live = self.is_live
+        if self._kallsyms_arg is not None:
+            try:
+                index, self._kallsyms_source = symfile.load_symbol_file(self._kallsyms_arg, info)
+                return index
+            except symfile.SymbolFileError as e:
+                if not live and not symfile.has_kallsyms(info):
+                    raise symfile.SymbolFileError(f"{e}; and {symfile.no_kallsyms_message(info)}")
+                self._warn(f"symbol file refused: {e}; using the kernel's own kallsyms")
+        if not live and info and not symfile.has_kallsyms(info):
+            raise symfile.SymbolFileError(symfile.no_kallsyms_message(info))
+        self._kallsyms_source = "/proc/kallsyms" if live else "VMCOREINFO"
+        return _load_vmlinux_kallsyms(self.prog, info)
 
     def module_kallsyms(self) -> Optional[SymbolIndex]:
         if self._module_kallsyms is None and not self._loading_module_kallsyms:
@@ -471,6 +497,9 @@ class KernelBtf:
                     self._vmlinux = btf
                     self._vmlinux_bytes = data
                     self._ensure_main_module()
+                    # The variable BTF records the SHA-256 of its build's vmlinux
+                    # BTF: check this one against it before any type is used.
+                    self.vars()
                 except (BtfError, sources.BtfSourceError) as e:
                     self._vmlinux_error = e
                     self._warn(f"vmlinux BTF unavailable: {e}")
@@ -527,6 +556,9 @@ class KernelBtf:
             try:
                 if self.is_live and sources.SYSFS_BTF.is_dir():
                     it = sources.iter_module_btfs_from_sysfs()
+                elif self.vmlinux() is None:  # its types are needed to walk the list
+                    raise sources.BtfSourceError("not read: there is no vmlinux BTF to read "
+                                                 "the kernel's list of module BTFs with")
                 else:
                     it = sources.iter_module_btfs_from_memory(self._bootstrap_object("btf_modules"))
                 for item in it:
@@ -546,6 +578,8 @@ class KernelBtf:
     def module_btf(self, name: str) -> Optional[Btf]:
         """The parsed BTF of loaded module ``name`` (``None`` if absent or broken)."""
         btf = self._module_btfs.get(name)
+        if btf is not None and self._vmlinux is None:
+            return None  # its base was found damaged after it was parsed
         if btf is not None or name in self._module_btf_errors:
             return btf
         raw = self._module_raw().get(name)
@@ -701,6 +735,20 @@ class KernelBtf:
         if meta.base_sha256 != int.from_bytes(digest[:8], "big") or meta.base_len != len(
             self._vmlinux_bytes
         ):
+            if meta.build_id and kernel_build_id.startswith(meta.build_id) and \
+                    self._vmlinux_arg is None:
+                # The same build has one vmlinux BTF: the copy read here (or
+                # the variable BTF's record of it) is damaged. Nothing is
+                # typed from a vmlinux BTF known to be wrong.
+                self._vmlinux_error = sources.BtfSourceError(
+                    f"vmlinux BTF of {ours} is damaged: {len(self._vmlinux_bytes):,} bytes with "
+                    f"SHA-256 {digest[:8].hex()}..., where the variable BTF from {source}, made "
+                    f"for this build, records {meta.base_len:,} bytes with SHA-256 "
+                    f"{meta.base_sha256:016x}...; not used")
+                self._vmlinux = None
+                self._warn(str(self._vmlinux_error))
+                raise BtfVarsError(f"variable BTF from {source} not used: the vmlinux BTF "
+                                   "it was made against is not the one read here")
             raise BtfVarsError(
                 f"variable BTF from {source} refused: it was generated against another "
                 f"vmlinux BTF ({theirs}; this kernel is {ours})"
@@ -711,8 +759,9 @@ class KernelBtf:
 
     def _btfs_for_types(self) -> Iterator[Btf]:
         vmlinux = self.vmlinux()
-        if vmlinux is not None:
-            yield vmlinux
+        if vmlinux is None:
+            return  # split BTF (modules, variables) means nothing without its base
+        yield vmlinux
         if not self._loading_modules:
             v = self.vars()
             if v is not None:
@@ -1136,7 +1185,7 @@ class KernelBtf:
             "module_btfs": {n: len(self._module_raw()[n].data) for n in mods},
             "kallsyms": "not loaded" if self._kallsyms is None and self._kallsyms_error is None
             else ("error: " + str(self._kallsyms_error) if self._kallsyms_error else
-                  f"loaded from {'/proc/kallsyms' if self.is_live else 'VMCOREINFO'}, "
+                  f"loaded from {self._kallsyms_source}, "
                   f"{len(self._kallsyms(self.prog, None, None, False)):,} symbols"),
             "bootstrap_cache": str(self.bootstrap_cache().path)
             if self.bootstrap_cache().enabled else "disabled",

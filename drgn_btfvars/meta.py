@@ -31,6 +31,7 @@ This module only reads them; it knows nothing of drgn.
 """
 
 import re
+import struct
 from typing import Dict, Iterable, Optional, Set, Tuple
 
 from drgn_btfvars.btf import Btf, BtfError, BtfHeader, BtfKind
@@ -145,6 +146,54 @@ def release_hint(data: bytes) -> Optional[str]:
     if m is None:
         return None
     try:
-        return bytes.fromhex(m.group(1).decode()).decode()
+        release = bytes.fromhex(m.group(1).decode()).decode()
     except ValueError:
         return None
+    try:
+        meta = _baseless_meta(data, hdr)
+    except (ValueError, IndexError, struct.error):  # a damaged blob: the release alone
+        meta = None
+    if meta is not None and meta.build_id and meta.release == release:
+        return f"{release} (build ID {meta.build_id})"
+    return release
+
+
+def _baseless_meta(data: bytes, hdr: BtfHeader) -> Optional[VarsMeta]:
+    """The identity record of a split BTF read without its base: its string
+    offsets are shifted by the base's (unknown) string length, which the
+    position of ``BTFVARS_FORMAT`` in the string section gives back."""
+    from drgn_btfvars.btf.format import KIND_ELEM_SIZE, KIND_INFO_SIZE
+
+    s0 = hdr.hdr_len + hdr.str_off
+    strs = data[s0:s0 + hdr.str_len]
+    local = strs.find(b"\0BTFVARS_FORMAT\0")
+    if local < 0:
+        return None
+    local += 1
+    fmt = "<" if hdr.byteorder == "little" else ">"
+    t0 = hdr.hdr_len + hdr.type_off
+    words = struct.unpack_from(f"{fmt}{hdr.type_len // 4}I", data, t0)
+    p = 0
+    while p + 2 < len(words):  # walk the records; the enum is an ENUM64 (kind 19)
+        kind, vlen = (words[p + 1] >> 24) & 0x7F, words[p + 1] & 0xFFFFFF
+        if kind not in KIND_INFO_SIZE:
+            return None
+        if kind == 19:
+            ents = words[p + 3:p + 3 + 3 * vlen]
+            for j in range(0, len(ents), 3):
+                delta = ents[j] - local
+                names = []
+                for k in range(0, len(ents), 3):
+                    o = ents[k] - delta
+                    if not 0 <= o < len(strs):
+                        break
+                    names.append((strs[o:strs.index(b"\0", o)].decode("ascii", "replace"),
+                                  ents[k + 1] | ents[k + 2] << 32))
+                else:
+                    if names and all(n.startswith("BTFVARS_") for n, _ in names):
+                        try:
+                            return VarsMeta.from_enumerators(names)
+                        except VarsMetaError:
+                            return None
+        p += 3 + KIND_INFO_SIZE[kind] // 4 + vlen * KIND_ELEM_SIZE[kind] // 4
+    return None

@@ -32,6 +32,7 @@ def enable(
     vmlinux: Union[None, bytes, str, "os.PathLike[str]"] = None,
     vars_btf: Union[None, bytes, str, "os.PathLike[str]"] = None,
     use_fake_module: Optional[bool] = None,
+    kallsyms: Union[None, str, "os.PathLike[str]"] = None,
 ) -> KernelBtf:
     """Enable types from BTF and addresses from kallsyms for a kernel program.
 
@@ -44,6 +45,10 @@ def enable(
         (default: ``$DRGN_BTFVARS_VARS``).
     :param use_fake_module: use the loaded ``btf_global_variables`` module
         (default: unless ``$DRGN_BTFVARS_NO_FAKE_MODULE`` is set).
+    :param kallsyms: a System.map or a saved ``/proc/kallsyms`` for the
+        vmlinux symbols (needed before Linux 6.0, whose VMCOREINFO does not
+        locate kallsyms; default: ``$DRGN_BTFVARS_KALLSYMS``). It is checked
+        against VMCOREINFO and refused if it is another build's.
     :returns: the state object, for status and diagnostics.
     :raises ValueError: if ``prog`` is not a Linux kernel program, or if it
         was enabled already.
@@ -54,7 +59,8 @@ def enable(
         raise ValueError("drgn-btfvars is already enabled for this program")
     if use_fake_module is None:
         use_fake_module = not os.environ.get("DRGN_BTFVARS_NO_FAKE_MODULE")
-    kb = KernelBtf(prog, vmlinux=vmlinux, vars_btf=vars_btf, use_fake_module=use_fake_module)
+    kb = KernelBtf(prog, vmlinux=vmlinux, vars_btf=vars_btf, use_fake_module=use_fake_module,
+                   kallsyms=kallsyms)
     prog.register_symbol_finder(FINDER_NAME, kb.symbol_finder, enable_index=-1)
     prog.register_type_finder(FINDER_NAME, kb.type_finder, enable_index=-1)
     prog.register_object_finder(FINDER_NAME, kb.object_finder, enable_index=-1)

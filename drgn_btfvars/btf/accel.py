@@ -27,11 +27,30 @@ def walk(words: array, fix: Sequence[int], ele: Sequence[int]) -> Tuple[array, O
     wbuf = ffi.from_buffer("uint32_t[]", words) if n else ffi.NULL
     rc = lib.btfv_walk(wbuf, n, ffi.new("int32_t[]", list(fix)), ffi.new("uint32_t[]", list(ele)),
                        offs_c, count, err)
-    # A view of the C array (pages past ``count`` are never touched).
+    # A view of the C array (pages past ``count`` are never touched); the
+    # array itself is returned too, for pointers that outlive a call.
     offs = memoryview(ffi.buffer(offs_c, 4 * count[0])).cast("I")
     if rc:
-        return offs, (rc, err[0], err[1], err[2])
-    return offs, None
+        return offs, (rc, err[0], err[1], err[2]), offs_c
+    return offs, None, offs_c
+
+
+def _words_pointer(btf: "Btf") -> Tuple[object, object]:
+    """``(owner, uint32_t *)`` of a Btf's native-order type words, taken from
+    a ``bytes`` object. A pointer kept across calls must never come from a
+    memoryview: at interpreter exit the garbage collector clears memoryviews
+    caught in reference cycles even while a C pointer into them is held
+    ("BufferError: memoryview has 1 exported buffer", then a crash); it
+    never clears bytes."""
+    w = btf._words
+    if not len(w):
+        return None, ffi.NULL
+    if isinstance(w, memoryview):  # a view of btf.data (native byte order)
+        keep = ffi.from_buffer("char[]", btf.data)
+        return keep, ffi.cast("uint32_t *", keep + btf._type_base)
+    raw = w.tobytes()  # the byte-swapped array, as bytes
+    keep = ffi.from_buffer("char[]", raw)
+    return keep, ffi.cast("uint32_t *", keep)
 
 
 def max_name_off(words: array, offs: array) -> int:
@@ -72,9 +91,12 @@ class NameIndex:
             b = b.base
         chain.reverse()
         live = [c for c in chain if c.header.str_len]
-        self._keep = [ffi.from_buffer("char[]", c._strs) for c in live]
+        # Pointers into each object's bytes (see _words_pointer for why not
+        # into memoryviews).
+        self._keep = [ffi.from_buffer("char[]", c.data) for c in live]
         self._nseg = len(live)
-        self._segs = ffi.new("const char *[]", self._keep or [ffi.NULL])
+        self._segs = ffi.new("const char *[]",
+                             [k + c._sbase for k, c in zip(self._keep, live)] or [ffi.NULL])
         self._start = ffi.new("uint32_t[]", [c.str_start for c in live] or [0])
         self._len = ffi.new("uint32_t[]", [len(c._strs) for c in live] or [0])
         self._first = btf.first_id
@@ -87,9 +109,9 @@ class NameIndex:
         alloc = ffi.new_allocator(should_clear_after_alloc=False)
         self._hashes = alloc("uint32_t[]", max(n, 1))
         self._link = alloc("uint32_t[]", max(n, 1))
-        self._w = ffi.from_buffer("uint32_t[]", btf._words) if len(btf._words) else ffi.NULL
-        self._o = ffi.from_buffer("uint32_t[]", btf._offs) if n else ffi.NULL
-        self._words, self._offs = btf._words, btf._offs  # keep the buffers alive
+        self._wkeep, self._w = _words_pointer(btf)
+        self._o = btf._offs_c if n else ffi.NULL  # the walk's own C array
+        self._offs = btf._offs
         if n:
             rc = lib.btfv_index_build(self._w, self._o, n, self._segs, self._start, self._len,
                                       self._nseg, self._table, self._mask, self._hashes,

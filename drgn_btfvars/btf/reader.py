@@ -154,9 +154,10 @@ class Btf:
         use_accel = _ACCEL is not None if accel is None else (accel and _ACCEL is not None)
         self._accel = _ACCEL if use_accel else None
         if self._accel is not None:
-            offs, err = self._accel.walk(words, fix, ele)
+            offs, err, self._offs_c = self._accel.walk(words, fix, ele)
         else:
             offs, err = _walk_py(words, fix, ele)
+            self._offs_c = None
         if err is not None:
             self._walk_error(*err)
         self._offs = offs

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -55,6 +56,8 @@ def record(key: str) -> Dict[str, object]:
     import zstandard
     from drgn import SymbolKind
 
+    # DWARF only: this plugin (and any other) must not answer for it.
+    os.environ["DRGN_DISABLE_PLUGINS"] = "*"
     vmlinux = fixtures.debug_vmlinux(key)
     if vmlinux is None:
         raise SystemExit(f"{key}: no -dbg vmlinux (python3 vmcores/kernels.py {key} dbg)")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -56,13 +55,12 @@ def record(key: str) -> Dict[str, object]:
     import zstandard
     from drgn import SymbolKind
 
-    # DWARF only: this plugin (and any other) must not answer for it.
-    os.environ["DRGN_DISABLE_PLUGINS"] = "*"
+    from vmcores import truth
+
     vmlinux = fixtures.debug_vmlinux(key)
     if vmlinux is None:
         raise SystemExit(f"{key}: no -dbg vmlinux (python3 vmcores/kernels.py {key} dbg)")
-    prog = drgn.program_from_core_dump(str(fixtures.vmcore_path(key)))
-    prog.load_debug_info([str(vmlinux)])
+    prog = truth.open_program(fixtures.vmcore_path(key), vmlinux)  # DWARF, no plugins
     verified: Dict[str, Dict[str, object]] = {}
     by_symtab: Dict[str, Dict[str, object]] = {}
     unverifiable: List[str] = []

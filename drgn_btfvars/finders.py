@@ -867,7 +867,10 @@ class KernelBtf:
         for _ in range(2):
             address = self._bootstrap_address(name)
             if address is None:
-                raise LookupError(f"{name} is not in kallsyms (needs CONFIG_KALLSYMS_ALL)")
+                since = ("; the kernel keeps module BTF since Linux 5.11, commit 36e68442d1af"
+                         if name == "btf_modules" else "")
+                raise LookupError(f"{name} is not in the kernel's symbols (data symbols need "
+                                  f"CONFIG_KALLSYMS_ALL{since})")
             obj = Object(self.prog, self.prog.type(decl), address=address)
             if _list_head_ok(obj) or not self._bootstrap_failed(name):
                 return obj

@@ -338,6 +338,15 @@ class TypeConverter:
         signed = bool(t.kind_flag)
         if not signed and any(e.value < 0 for e in t.enumerators):
             signed = True
+        if not signed and any(e.value >> (8 * t.size - 1) for e in t.enumerators) and \
+                not owner.marks_signed_enums():
+            # BTF before Linux 6.0 does not say which enums are signed: a value
+            # with its sign bit set is -1 or 0xffffffff (both occur, and the
+            # compatible type follows). Not found is better than a wrong type.
+            raise BtfConversionError(
+                f"{owner.name or 'BTF'}: type id {t.id}: enum {t.name or '(anonymous)'}: a "
+                "value has its sign bit set and this BTF predates signed enums (Linux 6.0): "
+                "signed or not is unknown")
         compatible = self.enum_compatible_type(t.size, signed)
         enumerators = [TypeEnumerator(e.name, e.value) for e in t.enumerators]
         return self.prog.enum_type(t.name or None, compatible, enumerators,

@@ -444,6 +444,22 @@ class Btf:
                     out[t] = (sid, o, z)
         return out
 
+    def marks_signed_enums(self) -> bool:
+        """Whether the encoder of this BTF recorded which enums are signed
+        (kind_flag, with ENUM64: Linux 6.0, commit 6089fb325cf7, pahole
+        1.24). Before, a value with its sign bit set may be negative or not:
+        the BTF cannot say. Evidence is a signed enum or an ENUM64 in this
+        object; a split object without either takes its base's answer (its
+        encoder is the base's)."""
+        known = self.__dict__.get("_marks_signed")
+        if known is None:
+            w, offs, first = self._words, self._offs, self.first_id
+            known = any(w[offs[i - first] + 1] >> 31 for i in self._ids_of_kind(BtfKind.ENUM)) \
+                or next(self._ids_of_kind(BtfKind.ENUM64), None) is not None \
+                or (self.base is not None and self.base.marks_signed_enums())
+            self._marks_signed = known
+        return known
+
     def ids_of_kind(self, kind: int) -> Iterator[int]:
         """Ids of the types of one kind in THIS object, ascending."""
         return self._ids_of_kind(kind)

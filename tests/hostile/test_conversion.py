@@ -168,3 +168,26 @@ def test_reader_bounds() -> None:
         btf.format_c(p)
     with pytest.raises(BtfError, match="type tags"):
         btf.format_c(ptr)
+
+
+def test_enum_signedness_before_6_0() -> None:
+    """BTF before Linux 6.0 does not mark signed enums: an enum with a value
+    whose sign bit is set (-1, or 0xffffffff?) cannot be typed and is
+    refused; once the BTF marks signed enums (any enum with kind_flag), an
+    unmarked one is unsigned. Found on a real Debian 5.10 dump, where 13 of
+    14 such enums are int in DWARF and 1 is unsigned int."""
+    for marked in (False, True):
+        b = builder()
+        e = b.add_enum("e", 4, [("A", 0), ("B", 0xFFFFFFFF)])
+        small = b.add_enum("f", 4, [("C", 1)])
+        if marked:
+            b.add_enum("g", 4, [("D", -1)], signed=True)
+        btf = Btf(b.to_bytes(), name="t")
+        conv = TypeConverter(program())
+        assert conv.type(btf, small).type.name == "unsigned int"  # no sign bit: unsigned
+        if marked:
+            t = conv.type(btf, e)
+            assert (t.type.name, t.enumerators[1].value) == ("unsigned int", 0xFFFFFFFF)
+        else:
+            with pytest.raises(BtfConversionError, match="predates signed enums"):
+                conv.type(btf, e)

@@ -103,7 +103,7 @@ def check_prototypes(vmlinux: Path, base_btf: bytes) -> ProtoCheck:
     """Check every ``FUNC`` of the vmlinux BTF against the vmlinux DWARF."""
     import drgn
 
-    from drgn_btfvars.btf import Btf, BtfKind
+    from drgn_btfvars.btf import Btf, BtfError, BtfKind
     from drgn_btfvars.types import TypeConverter
     from drgn_btfvars.verify import param_names_only
 
@@ -129,18 +129,23 @@ def check_prototypes(vmlinux: Path, base_btf: bytes) -> ProtoCheck:
             result.ambiguous += 1
             continue
         result.checked += 1
-        btf_type = conv.type(base, fid)
+        try:
+            btf_type = conv.type(base, fid)
+            btf_name = btf_type.type_name()
+        except BtfError as e:  # not typable (e.g. an enum of unknown signedness, before 6.0)
+            result.bad[name] = (f"<not typable: {e}>", "")
+            continue
         f = _dwarf_function(dwarf, name, next(iter(addrs)))
         if f is None:
-            result.bad[name] = (btf_type.type_name(), "no DWARF function at the symbol's address")
+            result.bad[name] = (btf_name, "no DWARF function at the symbol's address")
             continue
         dname = f.type_.type_name()
-        if dname == btf_type.type_name():
+        if dname == btf_name:
             result.same += 1
         elif param_names_only(dname, btf_type):
             result.param_names_only += 1
         else:
-            result.bad[name] = (btf_type.type_name(), dname)
+            result.bad[name] = (btf_name, dname)
     return result
 
 

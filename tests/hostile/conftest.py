@@ -19,7 +19,11 @@ def _no_bootstrap_cache(monkeypatch):
     for var in ("DRGN_BTFVARS_VARS", "DRGN_BTFVARS_KALLSYMS", "DRGN_BTFVARS_NO_FAKE_MODULE",
                 "DRGN_BTFVARS_PATH"):
         monkeypatch.delenv(var, raising=False)
-    logging.getLogger("drgn_btfvars").setLevel(logging.ERROR)  # warnings are checked, not printed
+    logger = logging.getLogger("drgn_btfvars")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # warnings are checked (KernelBtf.warnings), not printed
+    yield
+    logger.setLevel(level)
 
 
 _scratch: Dict[str, ScratchDump] = {}

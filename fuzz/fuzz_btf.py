@@ -45,7 +45,6 @@ import argparse
 import hashlib
 import json
 import multiprocessing as mp
-import os
 import random
 import signal
 import struct

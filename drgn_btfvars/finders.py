@@ -145,49 +145,6 @@ class _Candidate(NamedTuple):
     type_id: int
 
 
-def _elf_vmcoreinfo_note(path: str) -> Optional[str]:
-    """The ``VMCOREINFO`` note of an ELF core file (a QEMU or kdump ELF vmcore,
-    ``/proc/kcore``), or ``None`` (not ELF, no such note, unreadable)."""
-    import struct
-
-    try:
-        with open(path, "rb") as f:
-            ehdr = f.read(64)
-            if ehdr[:4] != b"\x7fELF" or ehdr[4] not in (1, 2) or ehdr[5] not in (1, 2):
-                return None
-            e = "<" if ehdr[5] == 1 else ">"
-            if ehdr[4] == 2:
-                phoff, = struct.unpack_from(e + "Q", ehdr, 0x20)
-                phentsize, phnum = struct.unpack_from(e + "HH", ehdr, 0x36)
-                ph = e + "IIQQQQ"  # p_type, p_flags, p_offset, p_vaddr, p_paddr, p_filesz
-            else:
-                phoff, = struct.unpack_from(e + "I", ehdr, 0x1C)
-                phentsize, phnum = struct.unpack_from(e + "HH", ehdr, 0x2A)
-                ph = e + "IIIII"  # p_type, p_offset, p_vaddr, p_paddr, p_filesz
-            f.seek(phoff)
-            phdrs = f.read(phentsize * phnum)
-            for i in range(phnum):
-                fields = struct.unpack_from(ph, phdrs, i * phentsize)
-                if fields[0] != 4:  # PT_NOTE
-                    continue
-                offset, size = (fields[2], fields[5]) if ehdr[4] == 2 else (fields[1], fields[4])
-                f.seek(offset)
-                notes = f.read(min(size, 1 << 20))
-                off = 0
-                while off + 12 <= len(notes):
-                    namesz, descsz, _ = struct.unpack_from(e + "III", notes, off)
-                    off += 12
-                    name = notes[off:off + namesz].rstrip(b"\0")
-                    off += (namesz + 3) & ~3
-                    desc = notes[off:off + descsz]
-                    off += (descsz + 3) & ~3
-                    if name == b"VMCOREINFO":
-                        return desc.rstrip(b"\0").decode("ascii", "replace")
-    except (OSError, struct.error):
-        return None
-    return None
-
-
 def _vmcoreinfo(prog: Program) -> Dict[str, str]:
     # Read from the core file's note when it is ELF, not through
     # prog["VMCOREINFO"]: building that object makes drgn look up "char"
@@ -196,7 +153,7 @@ def _vmcoreinfo(prog: Program) -> Dict[str, str]:
     # where the kernel's is unsigned on arm64 and on x86 since Linux 6.2
     # (commit 3bc753c06dd0, "kbuild: treat char as always unsigned").
     path = prog.core_dump_path
-    raw = _elf_vmcoreinfo_note(path) if path else None
+    raw = sources.read_elf_vmcoreinfo(path) if path else None
     if raw is None:
         try:
             raw = prog["VMCOREINFO"].string_().decode("ascii", "replace")

@@ -22,7 +22,6 @@ import importlib.util
 import json
 import os
 import shutil
-import struct
 import tempfile
 import threading
 from pathlib import Path
@@ -187,36 +186,17 @@ def vmcoreinfo(path: Path) -> Dict[str, str]:
 
     QEMU writes it (from ``-device vmcoreinfo``) as an ELF note named ``VMCOREINFO``.
     """
-    with open(path, "rb") as f:
-        ehdr = f.read(64)
-        if ehdr[:4] != b"\x7fELF" or ehdr[4] != 2 or ehdr[5] != 1:
-            raise ValueError(f"{path}: not a little-endian ELF64 file")
-        phoff, = struct.unpack_from("<Q", ehdr, 0x20)
-        phentsize, phnum = struct.unpack_from("<HH", ehdr, 0x36)
-        f.seek(phoff)
-        phdrs = f.read(phentsize * phnum)
-        for i in range(phnum):
-            p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", phdrs, i * phentsize)
-            if p_type != 4:  # PT_NOTE
-                continue
-            f.seek(p_offset)
-            notes = f.read(p_filesz)
-            off = 0
-            while off + 12 <= len(notes):
-                namesz, descsz, _ = struct.unpack_from("<III", notes, off)
-                off += 12
-                name = notes[off:off + namesz].rstrip(b"\0")
-                off += (namesz + 3) & ~3
-                desc = notes[off:off + descsz]
-                off += (descsz + 3) & ~3
-                if name == b"VMCOREINFO":
-                    out = {}
-                    for line in desc.decode(errors="replace").split("\n"):
-                        k, sep, v = line.partition("=")
-                        if sep:
-                            out[k] = v
-                    return out
-    raise LookupError(f"{path}: no VMCOREINFO note")
+    from drgn_btfvars.sources import read_elf_vmcoreinfo
+
+    text = read_elf_vmcoreinfo(str(path))
+    if text is None:
+        raise LookupError(f"{path}: no VMCOREINFO note (or not an ELF file)")
+    out = {}
+    for line in text.split("\n"):
+        k, sep, v = line.partition("=")
+        if sep:
+            out[k] = v
+    return out
 
 
 def dwarf_program(key: str) -> Any:

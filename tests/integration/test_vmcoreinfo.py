@@ -7,7 +7,8 @@ from pathlib import Path
 import drgn
 import pytest
 
-from drgn_btfvars.finders import _elf_vmcoreinfo_note, _vmcoreinfo
+from drgn_btfvars.finders import _vmcoreinfo
+from drgn_btfvars.sources import read_elf_vmcoreinfo as _elf_vmcoreinfo_note
 from vmcores import fixtures
 
 

@@ -11,16 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _pinned_kernels() -> tuple:
-    """Every kernel pinned in vmcores/kernels.py (x86-64 and arm64)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("_gen_kernels", ROOT / "vmcores" / "kernels.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return tuple(mod.KERNELS)
-
-
-KERNELS = _pinned_kernels()
+from tests.btf.conftest import KERNELS  # noqa: E402  every pinned kernel (x86-64 and arm64)
 
 
 def _zstd(p: Path) -> bytes:

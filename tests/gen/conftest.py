@@ -8,10 +8,9 @@ from typing import Optional
 
 import pytest
 
+from tests.btf.conftest import KERNELS  # noqa: F401  every pinned kernel (x86-64 and arm64)
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-from tests.btf.conftest import KERNELS  # noqa: E402  every pinned kernel (x86-64 and arm64)
 
 
 def _zstd(p: Path) -> bytes:

@@ -265,6 +265,7 @@ class KernelBtf:
         self._var_table: Optional[Dict[str, Tuple[int, int]]] = None
         self._int_spellings: Optional[Dict[Tuple[str, ...], int]] = None
         self._text_range: Optional[Tuple[int, int]] = None
+        self._percpu_zero_end: Optional[int] = None  # _zero_based_percpu_end()
         self._var_table_countdown = _VAR_TABLE_AFTER
         self._section_bases: Dict[Tuple[int, int], Optional[int]] = {}
         self._constants: Dict[str, Optional[Object]] = {}
@@ -427,7 +428,7 @@ class KernelBtf:
 
     def _zero_based_percpu_end(self) -> int:
         """``__per_cpu_end`` when the per-CPU section is linked at 0, else 0."""
-        end = self.__dict__.get("_percpu_zero_end")
+        end = self._percpu_zero_end
         if end is None:
             end = 0
             if self._symbol_address("__per_cpu_start") == 0:

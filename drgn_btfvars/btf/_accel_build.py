@@ -25,6 +25,8 @@ long btfv_index_find(const char *name, size_t n, const uint32_t *w, const uint32
                      const char *const *segs, const uint32_t *start, const uint32_t *len,
                      int nseg, const uint32_t *table, uint32_t mask, const uint32_t *hashes,
                      const uint32_t *link, uint32_t *out, size_t max);
+size_t btfv_enum_name_words(const uint32_t *w, const uint32_t *offs, size_t count,
+                            uint32_t *out);
 """
 
 ffibuilder = FFI()

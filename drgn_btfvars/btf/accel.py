@@ -6,6 +6,7 @@ Each function mirrors a pure-Python path of reader.py and gives identical result
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_right
 from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 from ._accel import ffi, lib  # type: ignore[import-not-found]  # ImportError -> pure Python
@@ -13,9 +14,13 @@ from ._accel import ffi, lib  # type: ignore[import-not-found]  # ImportError ->
 if TYPE_CHECKING:
     from .reader import Btf
 
-__all__ = ["walk", "max_name_off", "kinds", "find_words", "NameIndex"]
+__all__ = ["walk", "max_name_off", "kinds", "find_words", "NameIndex", "EnumIndex"]
 
 _alloc = ffi.new_allocator(should_clear_after_alloc=False)
+
+
+class NoString(ValueError):
+    """An indexed name word is not a string offset of the chain (corrupt BTF)."""
 
 
 def walk(words: array, fix: Sequence[int], ele: Sequence[int]) -> Tuple[array, Optional[tuple]]:
@@ -81,9 +86,14 @@ def find_words(words: array, value: int) -> List[int]:
 
 
 class NameIndex:
-    """Hash index of a Btf's names (its own types; strings anywhere in its chain)."""
+    """Hash index of a Btf's names (its own types; strings anywhere in its chain).
 
-    def __init__(self, btf: "Btf") -> None:
+    ``positions`` (a C ``uint32_t`` array and its length) indexes other name
+    words of the type section instead of each record's: :meth:`find_raw`
+    then gives indexes into it.
+    """
+
+    def __init__(self, btf: "Btf", positions: Optional[Tuple[object, int]] = None) -> None:
         chain: List["Btf"] = []
         b: Optional["Btf"] = btf
         while b is not None:
@@ -100,7 +110,12 @@ class NameIndex:
         self._start = ffi.new("uint32_t[]", [c.str_start for c in live] or [0])
         self._len = ffi.new("uint32_t[]", [len(c._strs) for c in live] or [0])
         self._first = btf.first_id
-        n = len(btf._offs)
+        if positions is None:
+            n = len(btf._offs)
+            o = btf._offs_c if n else ffi.NULL  # the walk's own C array
+        else:
+            o, n = positions
+        self._n = n
         size = 16
         while size < 2 * n:  # at most half full (fewer slots used: one per distinct name)
             size *= 2
@@ -110,19 +125,27 @@ class NameIndex:
         self._hashes = alloc("uint32_t[]", max(n, 1))
         self._link = alloc("uint32_t[]", max(n, 1))
         self._wkeep, self._w = _words_pointer(btf)
-        self._o = btf._offs_c if n else ffi.NULL  # the walk's own C array
-        self._offs = btf._offs
+        self._o = o
         if n:
             rc = lib.btfv_index_build(self._w, self._o, n, self._segs, self._start, self._len,
                                       self._nseg, self._table, self._mask, self._hashes,
                                       self._link)
-            if rc < 0:  # cannot happen: name offsets were checked at open
-                raise AssertionError("name offset without a string")
+            if rc < 0:  # record names were checked at open; other name words were not
+                raise NoString("a name offset without a string")
         self._out = ffi.new("uint32_t[]", 64)
         self._cap = 64
 
     def find(self, name: str) -> List[int]:
-        if not len(self._offs) or "\0" in name:
+        """The type ids named ``name``, ascending."""
+        raw = self.find_raw(name)
+        first = self._first
+        if len(raw) == 1:
+            return [first + raw[0]]
+        return sorted([first + i for i in raw])
+
+    def find_raw(self, name: str) -> List[int]:
+        """Indexes (records, or ``positions``) whose name is ``name``, unordered."""
+        if not self._n or "\0" in name:
             return []
         try:
             raw = name.encode("utf-8", "surrogateescape")
@@ -136,8 +159,38 @@ class NameIndex:
                 break
             self._cap = k
             self._out = ffi.new("uint32_t[]", k)
-        first = self._first
         out = self._out
         if k == 1:
-            return [first + out[0]]
-        return sorted([first + out[i] for i in range(k)])
+            return [out[0]]
+        return [out[i] for i in range(k)]
+
+
+class EnumIndex:
+    """Hash index of the enumerator names of a Btf's own ENUM and ENUM64
+    records: :meth:`find` gives ``(type id, index)`` pairs, ascending (what
+    reader.Btf.find_enumerator returns)."""
+
+    def __init__(self, btf: "Btf") -> None:
+        n = len(btf._offs)
+        self._btf = btf
+        self._wkeep, w = _words_pointer(btf)
+        cap = len(btf._words) // 2 + 1
+        pos = _alloc("uint32_t[]", cap)
+        count = lib.btfv_enum_name_words(w, btf._offs_c, n, pos) if n else 0
+        self._pos = pos
+        self._index = NameIndex(btf, (pos, count))
+
+    def find(self, name: str) -> List[Tuple[int, int]]:
+        raw = self._index.find_raw(name)
+        if not raw:
+            return []
+        btf = self._btf
+        w, offs, first, pos = btf._words, btf._offs, btf.first_id, self._pos
+        out = []
+        for i in sorted(raw):
+            wi = pos[i]
+            r = bisect_right(offs, wi) - 1
+            p = offs[r]
+            step = 2 if (w[p + 1] >> 24) & 0x7F == 6 else 3
+            out.append((first + r, (wi - p - 3) // step))
+        return out

@@ -268,3 +268,27 @@ long btfv_index_find(const char *name, size_t n, const uint32_t *w, const uint32
     }
     return 0;
 }
+
+/*
+ * Word indexes of the enumerator names of every ENUM (2 words per entry) and
+ * ENUM64 (3 words per entry) record, ascending, into out (which holds at
+ * least n / 2 entries: every entry takes two words or more). Returns how many.
+ */
+size_t btfv_enum_name_words(const uint32_t *w, const uint32_t *offs, size_t count,
+                            uint32_t *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < count; i++) {
+        uint32_t p = offs[i], info = w[p + 1], kind = (info >> 24) & 0x7f, vlen, step;
+        if (kind == 6)
+            step = 2;
+        else if (kind == 19)
+            step = 3;
+        else
+            continue;
+        vlen = info & 0xffffff;
+        for (uint32_t j = 0; j < vlen; j++)
+            out[k++] = p + 3 + step * j;
+    }
+    return k;
+}

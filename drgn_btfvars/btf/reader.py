@@ -13,7 +13,7 @@ import sys
 from array import array
 from bisect import bisect_right
 from collections import Counter
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .format import (
     KIND_ELEM_SIZE, KIND_INFO_SIZE, MAX_KIND, MAX_SIZE, MAX_TYPE_ID,
@@ -182,7 +182,8 @@ class Btf:
         self._index: Optional[Dict[str, List[int]]] = None
         self._cindex = None
         self._kinds: Optional[bytes] = None
-        self._enum_index: Optional[Dict[str, List[Tuple[int, int]]]] = None
+        # name -> [(type id, index)] (pure Python), or the accelerator's EnumIndex.
+        self._enum_index: Any = None
         self._enum_lookups = 0
         self._str_lookup: Optional[Dict[str, int]] = None
         self._ptr_size: Optional[int] = None
@@ -296,7 +297,10 @@ class Btf:
         per BTF object of the chain), found without decoding any record."""
         if not name:
             return [0]
-        key = b"\0" + name.encode("utf-8", "surrogateescape") + b"\0"
+        try:
+            key = b"\0" + name.encode("utf-8", "surrogateescape") + b"\0"
+        except UnicodeEncodeError:  # a lone surrogate: no stored string decodes to it
+            return []
         out: List[int] = []
         b: Optional[Btf] = self
         while b is not None:
@@ -313,13 +317,25 @@ class Btf:
         """``(type id, index)`` of every enumerator named ``name`` in THIS
         object's ENUM/ENUM64 types, ascending. The first few lookups scan the
         raw records for the name's string offset (a few ms); after that an
-        index is built once and used."""
+        index is built once and used. With the accelerator, a C hash index
+        is built at the first lookup."""
+        if not name:
+            return []  # an enumerator must have a name
         if self._enum_index is None:
+            if self._accel is not None:  # a C hash index: ~1 ms to build for vmlinux
+                try:
+                    self._enum_index = self._accel.EnumIndex(self)
+                except self._accel.NoString:  # corrupt: the Python path names the record
+                    self._enum_index = self._build_enum_index()
+                    return self._enum_index.get(name, [])
+                return self._enum_index.find(name)
             self._enum_lookups += 1
             if self._enum_lookups <= 4:
                 return self._scan_enumerator(name)
             self._enum_index = self._build_enum_index()
-        return self._enum_index.get(name, [])
+        if isinstance(self._enum_index, dict):
+            return self._enum_index.get(name, [])
+        return self._enum_index.find(name)
 
     def _scan_enumerator(self, name: str) -> List[Tuple[int, int]]:
         out = []

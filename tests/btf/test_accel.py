@@ -129,3 +129,51 @@ from .test_malformed import random_records  # noqa: E402
 @given(random_records())
 def test_identical_on_random_records(data):
     assert outcome(data, accel=False) == outcome(data, accel=True)
+
+
+def _enum_btfs(key, accel):
+    vml = Btf(fixture_bytes(key, "vmlinux"), name="vmlinux", accel=accel)
+    return [vml] + [Btf(fixture_bytes(key, m), vml, name=m, accel=accel) for m in MODULES]
+
+
+@needs_accel
+@pytest.mark.parametrize("key", KERNELS)
+def test_enum_index_identical(key):
+    """The C enumerator index finds what the pure-Python index finds, for
+    every enumerator name of vmlinux and the fixture modules."""
+    for pure, fast in zip(_enum_btfs(key, False), _enum_btfs(key, True)):
+        index = pure._build_enum_index()
+        assert len(index) > (10_000 if pure.base is None else 0)
+        for name, ents in index.items():
+            assert fast.find_enumerator(name) == (ents if name else []), (pure.name, name)
+        assert isinstance(fast._enum_index, _ACCEL.EnumIndex)
+        for name in ("no_such_enumerator_x", "", "\0", "\ud800", "TASK_RUNNING\0"):
+            assert fast.find_enumerator(name) == pure.find_enumerator(name) == []
+
+
+def test_enum_index_corrupt_name_offset():
+    """An enumerator whose name offset lies past the strings gives the same
+    BtfError with or without the accelerator (which falls back to the
+    Python index to name the record)."""
+    import struct
+
+    from drgn_btfvars.btf import BtfBuilder
+    b = BtfBuilder()
+    b.add_int("int", 4)
+    b.add_enum("e", 4, [("A", 1), ("B", 2)])
+    blob = bytearray(b.to_bytes())
+    # The second enumerator's name word: header (24), INT (16), ENUM head (12), A (8).
+    struct.pack_into("<I", blob, 24 + 16 + 12 + 8, 0xFFFFFF)
+    errors = []
+    for acc in (False, True):
+        btf = Btf(bytes(blob), accel=acc)
+        for _ in range(5):  # past the pure path's few raw scans
+            try:
+                btf.find_enumerator("A")
+                btf.find_enumerator("C")
+            except BtfError as e:
+                errors.append(str(e))
+                break
+        else:
+            errors.append(None)
+    assert errors[0] is not None and errors[0] == errors[1]

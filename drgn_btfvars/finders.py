@@ -20,7 +20,7 @@ import os
 import re
 import threading
 from pathlib import Path
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from drgn import (
     FindObjectFlags,
@@ -43,7 +43,7 @@ from drgn import (
 from drgn_btfvars import sources
 from drgn_btfvars.bootstrap import BOOTSTRAP_SYMBOLS, BootstrapCache
 from drgn_btfvars.decls import Declarations
-from drgn_btfvars.btf import Btf, BtfError, BtfKind
+from drgn_btfvars.btf import Btf, BtfError, BtfKind, accelerated
 from drgn_btfvars.meta import META_ENUM_NAME, RECORD_PREFIX, VarsMeta, VarsMetaError, release_hint
 from drgn_btfvars.types import TypeConverter
 
@@ -80,9 +80,11 @@ BOOTSTRAP_DECLS: Dict[str, str] = {
 # lookup of these must not start another enumeration.
 _MODULE_LIST_NAMES = frozenset(("modules", "MOD_TEXT"))
 
-# Variable lookups after which the whole variable BTF is tabled at once
-# (~30 ms on 6.12's 33k VARs); the first lookups each cost ~15 us without it.
-_VAR_TABLE_AFTER = 512
+# Variable lookups after which the whole variable BTF is tabled at once. The
+# accelerator's table is C arrays beside the name index (~1 ms on 6.12's 33k
+# VARs): made at the first lookup. The pure-Python dict costs ~60 ms, against
+# ~15 us for each lookup without it: made after 512.
+_VAR_TABLE_AFTER = 1 if accelerated() else 512
 
 # FindObjectFlags -> (variable, function, constant): enum.Flag arithmetic costs
 # more than the rest of a cached lookup.
@@ -259,10 +261,10 @@ class KernelBtf:
         self._var_locations: Dict[int, Dict[int, Tuple[int, int, int]]] = {}
         self._datasec_index: Dict[int, Dict[int, Tuple[int, str]]] = {}
         self._var_lookups: Dict[int, int] = {}
-        # name -> (address, type id) of the variable BTF's VARs; built after
-        # _VAR_TABLE_AFTER variable lookups (a sweep, a notebook walking
-        # globals) so that each later lookup is one dict access.
-        self._var_table: Optional[Dict[str, Tuple[int, int]]] = None
+        # name -> (address, type id) of the variable BTF's VARs (Btf.var_table);
+        # built after _VAR_TABLE_AFTER variable lookups so that each later
+        # lookup is one dict access (or one C call).
+        self._var_table: Any = None
         self._int_spellings: Optional[Dict[Tuple[str, ...], int]] = None
         self._text_range: Optional[Tuple[int, int]] = None
         self._percpu_zero_end: Optional[int] = None  # _zero_based_percpu_end()
@@ -917,35 +919,20 @@ class KernelBtf:
         type_id, _ = btf.var_type(var_id)
         return Object(self.prog, self.converter.type(btf, type_id), address=address)
 
-    def _build_var_table(self, btf: Btf) -> Dict[str, Tuple[int, int]]:
+    def _build_var_table(self, btf: Btf) -> Any:
         """name -> (address, type id) for the VARs of the variable BTF whose
-        section link address the identity record gives; the same choice as
-        :meth:`_find_variable` (the first global definition, else the first
-        static). A name whose address needs kallsyms is left out (and so
-        takes the ordinary path)."""
-        key = id(btf)
-        locs = self._var_locations.get(key)
-        if locs is None:
-            locs = self._var_locations[key] = btf.var_locations()
-        index_of = self._datasecs(btf)
+        section link address the identity record gives (an object with a
+        ``get`` method); the same choice as :meth:`_find_variable` (the first
+        global definition, else the first static). A name whose address
+        needs kallsyms is left out (and so takes the ordinary path)."""
         meta = self._vars_meta
-        chosen: Dict[str, Tuple[int, int, int]] = {}
-        for vid, name, tid, linkage in btf.var_records():
-            old = chosen.get(name)
-            if old is None or (old[2] == 0 and linkage != 0):
-                chosen[name] = (vid, tid, linkage)
-        table: Dict[str, Tuple[int, int]] = {}
-        for name, (vid, tid, _) in chosen.items():
-            loc = locs.get(vid)
-            if loc is None:
-                continue
-            index, sec_name = index_of[loc[0]]
+        bases: List[Optional[int]] = []
+        for index, sec_name in sorted(self._datasecs(btf).values()):
             if meta is None or index not in meta.section_addresses:
-                continue
-            base = self._section_base(btf, index, sec_name)
-            if base is not None:
-                table[name] = (base + loc[1], tid)
-        return table
+                bases.append(None)
+            else:
+                bases.append(self._section_base(btf, index, sec_name))
+        return btf.var_table(bases)
 
     def _find_variable(self, name: str) -> Optional[Object]:
         table = self._var_table

@@ -17,14 +17,25 @@ int btfv_walk(const uint32_t *w, size_t n, const int32_t *fix, const uint32_t *e
 uint32_t btfv_max_name_off(const uint32_t *w, const uint32_t *offs, size_t count);
 void btfv_kinds(const uint32_t *w, const uint32_t *offs, size_t count, uint8_t *out);
 long btfv_find_word(const uint32_t *w, size_t n, uint32_t value, size_t from);
-long btfv_index_build(const uint32_t *w, const uint32_t *offs, size_t count,
-                      const char *const *segs, const uint32_t *start, const uint32_t *len,
-                      int nseg, uint32_t *table, uint32_t mask, uint32_t *hashes,
-                      uint32_t *link);
-long btfv_index_find(const char *name, size_t n, const uint32_t *w, const uint32_t *offs,
-                     const char *const *segs, const uint32_t *start, const uint32_t *len,
-                     int nseg, const uint32_t *table, uint32_t mask, const uint32_t *hashes,
-                     const uint32_t *link, uint32_t *out, size_t max);
+struct btfv_names {
+    const uint32_t *w;
+    const uint32_t *offs;
+    size_t count;
+    const char *const *segs;
+    const uint32_t *start;
+    const uint32_t *len;
+    int nseg;
+    uint32_t *table;
+    uint32_t mask;
+    uint32_t *hashes;
+    uint32_t *link;
+};
+long btfv_index_build(struct btfv_names *ix);
+long btfv_index_find(const struct btfv_names *ix, const char *name, size_t n, uint32_t *out,
+                     size_t max);
+size_t btfv_var_locations(const uint32_t *w, const uint32_t *offs, size_t count,
+                          uint32_t first_id, uint32_t *sec, uint32_t *off);
+long btfv_var_find(const struct btfv_names *ix, const char *name, size_t n);
 size_t btfv_enum_name_words(const uint32_t *w, const uint32_t *offs, size_t count,
                             uint32_t *out);
 """

@@ -14,7 +14,7 @@ from ._accel import ffi, lib  # type: ignore[import-not-found]  # ImportError ->
 if TYPE_CHECKING:
     from .reader import Btf
 
-__all__ = ["walk", "max_name_off", "kinds", "find_words", "NameIndex", "EnumIndex"]
+__all__ = ["walk", "max_name_off", "kinds", "find_words", "NameIndex", "EnumIndex", "VarTable"]
 
 _alloc = ffi.new_allocator(should_clear_after_alloc=False)
 
@@ -119,19 +119,18 @@ class NameIndex:
         size = 16
         while size < 2 * n:  # at most half full (fewer slots used: one per distinct name)
             size *= 2
-        self._mask = size - 1
         self._table = ffi.new("uint32_t[]", size)
-        alloc = ffi.new_allocator(should_clear_after_alloc=False)
-        self._hashes = alloc("uint32_t[]", max(n, 1))
-        self._link = alloc("uint32_t[]", max(n, 1))
-        self._wkeep, self._w = _words_pointer(btf)
+        self._hashes = _alloc("uint32_t[]", max(n, 1))
+        self._link = _alloc("uint32_t[]", max(n, 1))
+        self._wkeep, w = _words_pointer(btf)
         self._o = o
-        if n:
-            rc = lib.btfv_index_build(self._w, self._o, n, self._segs, self._start, self._len,
-                                      self._nseg, self._table, self._mask, self._hashes,
-                                      self._link)
-            if rc < 0:  # record names were checked at open; other name words were not
-                raise NoString("a name offset without a string")
+        ix = self._ix = ffi.new("struct btfv_names *")
+        ix.w, ix.offs, ix.count = w, o, n
+        ix.segs, ix.start, ix.len, ix.nseg = self._segs, self._start, self._len, self._nseg
+        ix.table, ix.mask, ix.hashes, ix.link = self._table, size - 1, self._hashes, self._link
+        if n and lib.btfv_index_build(ix) < 0:
+            # Record names were checked at open; other name words were not.
+            raise NoString("a name offset without a string")
         self._out = ffi.new("uint32_t[]", 64)
         self._cap = 64
 
@@ -152,9 +151,7 @@ class NameIndex:
         except UnicodeEncodeError:  # a lone surrogate: no stored name decodes to it
             return []
         while True:
-            k = lib.btfv_index_find(raw, len(raw), self._w, self._o, self._segs, self._start,
-                                    self._len, self._nseg, self._table, self._mask, self._hashes,
-                                    self._link, self._out, self._cap)
+            k = lib.btfv_index_find(self._ix, raw, len(raw), self._out, self._cap)
             if k <= self._cap:
                 break
             self._cap = k
@@ -194,3 +191,52 @@ class EnumIndex:
             step = 2 if (w[p + 1] >> 24) & 0x7F == 6 else 3
             out.append((first + r, (wi - p - 3) // step))
         return out
+
+
+class VarTable:
+    """Name -> ``(address, type id)`` of the VARs of a Btf (the first global,
+    else the first static of a name), for the DATASECs whose base address
+    ``bases`` gives (by DATASEC index; None: not in the table). What
+    reader.Btf.var_table returns, with a C lookup instead of a dict."""
+
+    def __init__(self, btf: "Btf", bases: Sequence[Optional[int]]) -> None:
+        if btf._cindex is None:
+            btf._cindex = NameIndex(btf)
+        self._names = btf._cindex
+        self._ix = btf._cindex._ix
+        n = len(btf._offs)
+        self._sec = _alloc("uint32_t[]", max(n, 1))
+        self._off = _alloc("uint32_t[]", max(n, 1))
+        self._wkeep, w = _words_pointer(btf)
+        if n:
+            bad = lib.btfv_var_locations(w, btf._offs_c, n, btf.first_id, self._sec, self._off)
+            if bad:  # what var_records() says
+                raise btf._bad_ref(btf._words[btf._offs[bad - 1] + 2], "type",
+                                   btf.first_id + bad - 1)
+        # Read through memoryviews: a shared C output buffer would race, as
+        # cffi releases the GIL during calls.
+        self._secv = memoryview(ffi.buffer(self._sec)).cast("I")
+        self._offv = memoryview(ffi.buffer(self._off)).cast("I")
+        self._bases = list(bases)
+        self._nsec = len(self._bases)
+        self._w = btf._words
+        self._offs = btf._offs
+        self._n = n
+
+    def get(self, name: str) -> Optional[Tuple[int, int]]:
+        if not self._n or "\0" in name:
+            return None
+        try:
+            raw = name.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            return None
+        i = lib.btfv_var_find(self._ix, raw, len(raw))
+        if i < 0:
+            return None
+        sec = self._secv[i]  # 0xffffffff: no DATASEC lists it
+        if sec >= self._nsec:
+            return None
+        base = self._bases[sec]
+        if base is None:
+            return None
+        return base + self._offv[i], self._w[self._offs[i] + 2]

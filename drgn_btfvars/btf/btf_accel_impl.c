@@ -163,29 +163,50 @@ static uint32_t hash_mem(const char *s, size_t n)
     return finish(mix(h, tail_word(s + i, n - i)), n);
 }
 
-/* Do records i and j (both named) have the same name? */
-static int same_name(const uint32_t *w, const uint32_t *offs, const char *const *segs,
-                     const uint32_t *start, const uint32_t *len, int nseg, uint32_t i, uint32_t j)
+/* A name index (see btfv_index_build); the Python side owns every array. */
+struct btfv_names {
+    const uint32_t *w;        /* the type section, native-order words */
+    const uint32_t *offs;     /* positions of the indexed name words */
+    size_t count;
+    const char *const *segs;  /* the chain's string sections ... */
+    const uint32_t *start;    /* ... their first chain-wide offsets ... */
+    const uint32_t *len;      /* ... and lengths */
+    int nseg;
+    uint32_t *table;          /* open addressing: position index + 1, 0 = empty */
+    uint32_t mask;            /* table size - 1 (a power of two) */
+    uint32_t *hashes;         /* count entries */
+    uint32_t *link;           /* count entries: next position of the same name + 1 */
+};
+
+/* The string at name word i of the index, and its segment's end. */
+static inline const char *name_at(const struct btfv_names *ix, uint32_t i, const char **end)
+{
+    return chain_str(ix->segs, ix->start, ix->len, ix->nseg, ix->w[ix->offs[i]], end);
+}
+
+/* Do name words i and j (both non-zero) hold the same string? */
+static int same_name(const struct btfv_names *ix, uint32_t i, uint32_t j)
 {
     const char *ei, *ej;
-    const char *a = chain_str(segs, start, len, nseg, w[offs[i]], &ei);
-    const char *b = chain_str(segs, start, len, nseg, w[offs[j]], &ej);
+    const char *a = name_at(ix, i, &ei);
+    const char *b = name_at(ix, j, &ej);
     return a == b || strcmp(a, b) == 0;
 }
 
 /*
- * Build the name index: an open-addressing table (size a power of two,
- * mask = size - 1) holding, for each distinct name, the record index + 1 of
- * its first record (0 = empty); link[i] chains record i to another record of
- * the same name (index + 1, 0 = last): the first record, then the others in
- * descending order (callers sort). hashes and link hold `count` entries.
- * Returns the number of distinct names, or -1 if a name offset has no string.
+ * Build the name index of the words w[offs[i]] (record names: offs holds
+ * each record's first word; or any other name words): for each distinct
+ * name, the table holds the index + 1 of its first word (0 = empty); link[i]
+ * chains i to another word of the same name (index + 1, 0 = last): the
+ * first, then the others in descending order (callers sort). A zero word
+ * (no name) is not indexed. Returns the number of distinct names, or -1 if
+ * a word is not a string offset of the chain.
  */
-long btfv_index_build(const uint32_t *w, const uint32_t *offs, size_t count,
-                      const char *const *segs, const uint32_t *start, const uint32_t *len,
-                      int nseg, uint32_t *table, uint32_t mask, uint32_t *hashes,
-                      uint32_t *link)
+long btfv_index_build(struct btfv_names *ix)
 {
+    const uint32_t *w = ix->w, *offs = ix->offs;
+    uint32_t *table = ix->table, *hashes = ix->hashes, *link = ix->link, mask = ix->mask;
+    size_t count = ix->count;
     long distinct = 0;
     const size_t AHEAD = 16;
 
@@ -197,7 +218,8 @@ long btfv_index_build(const uint32_t *w, const uint32_t *offs, size_t count,
         if (i + AHEAD < count) {
             uint32_t na = w[offs[i + AHEAD]];
             const char *ea;
-            const char *sa = na ? chain_str(segs, start, len, nseg, na, &ea) : NULL;
+            const char *sa = na ? chain_str(ix->segs, ix->start, ix->len, ix->nseg, na, &ea)
+                                : NULL;
             if (sa)
                 __builtin_prefetch(sa);
         }
@@ -205,7 +227,7 @@ long btfv_index_build(const uint32_t *w, const uint32_t *offs, size_t count,
         link[i] = 0;
         if (!no)
             continue;
-        s = chain_str(segs, start, len, nseg, no, &end);
+        s = name_at(ix, (uint32_t)i, &end);
         if (!s)
             return -1;
         hashes[i] = hash_nul(s, end);
@@ -229,8 +251,7 @@ long btfv_index_build(const uint32_t *w, const uint32_t *offs, size_t count,
                 break;
             }
             if (hashes[e - 1] == h &&
-                (w[offs[e - 1]] == w[offs[i]] ||
-                 same_name(w, offs, segs, start, len, nseg, e - 1, (uint32_t)i))) {
+                (w[offs[e - 1]] == w[offs[i]] || same_name(ix, e - 1, (uint32_t)i))) {
                 link[i] = link[e - 1];
                 link[e - 1] = (uint32_t)i + 1;
                 break;
@@ -241,32 +262,91 @@ long btfv_index_build(const uint32_t *w, const uint32_t *offs, size_t count,
     return distinct;
 }
 
-/* Record indexes named name[0:n] (first the lowest, then the others descending) into out (max entries); returns how many
-   there are (may exceed max: call again with a larger buffer). */
-long btfv_index_find(const char *name, size_t n, const uint32_t *w, const uint32_t *offs,
-                     const char *const *segs, const uint32_t *start, const uint32_t *len,
-                     int nseg, const uint32_t *table, uint32_t mask, const uint32_t *hashes,
-                     const uint32_t *link, uint32_t *out, size_t max)
+/* The index + 1 of the first word named name[0:n], or 0. */
+static uint32_t index_head(const struct btfv_names *ix, const char *name, size_t n)
 {
-    uint32_t h = hash_mem(name, n), slot = h & mask;
-    while (table[slot]) {
-        uint32_t i = table[slot] - 1;
-        if (hashes[i] == h) {
+    uint32_t h = hash_mem(name, n), slot = h & ix->mask;
+    while (ix->table[slot]) {
+        uint32_t i = ix->table[slot] - 1;
+        if (ix->hashes[i] == h) {
             const char *end;
-            const char *s = chain_str(segs, start, len, nseg, w[offs[i]], &end);
-            if (s && (size_t)(end - s) > n && memcmp(s, name, n) == 0 && s[n] == '\0') {
-                long found = 0;
-                for (uint32_t j = i + 1; j; j = link[j - 1]) {
-                    if ((size_t)found < max)
-                        out[found] = j - 1;
-                    found++;
-                }
-                return found;
-            }
+            const char *s = name_at(ix, i, &end);
+            if (s && (size_t)(end - s) > n && memcmp(s, name, n) == 0 && s[n] == '\0')
+                return i + 1;
         }
-        slot = (slot + 1) & mask;
+        slot = (slot + 1) & ix->mask;
     }
     return 0;
+}
+
+/* Indexes named name[0:n] (first the lowest, then the others descending) into
+   out (max entries); returns how many there are (may exceed max: call again
+   with a larger buffer). */
+long btfv_index_find(const struct btfv_names *ix, const char *name, size_t n, uint32_t *out,
+                     size_t max)
+{
+    long found = 0;
+    for (uint32_t j = index_head(ix, name, n); j; j = ix->link[j - 1]) {
+        if ((size_t)found < max)
+            out[found] = j - 1;
+        found++;
+    }
+    return found;
+}
+
+#define BTFV_NO_SECTION 0xffffffffu
+
+/*
+ * Where each VAR of an object is: for record index i, sec[i] = the index of
+ * the first DATASEC (in record order) with an entry for it, or
+ * BTFV_NO_SECTION, and off[i] = that entry's offset. first_id is the
+ * object's first type id. Returns 0, or the record index + 1 of the first VAR
+ * whose type id is past the object's last (corrupt BTF).
+ */
+size_t btfv_var_locations(const uint32_t *w, const uint32_t *offs, size_t count,
+                          uint32_t first_id, uint32_t *sec, uint32_t *off)
+{
+    uint32_t k = 0;
+    for (size_t i = 0; i < count; i++)
+        sec[i] = BTFV_NO_SECTION;
+    for (size_t i = 0; i < count; i++) {
+        uint32_t p = offs[i], info = w[p + 1], kind = (info >> 24) & 0x7f;
+        if (kind == 14 && (uint64_t)w[p + 2] >= (uint64_t)first_id + count)
+            return i + 1;
+        if (kind != 15)
+            continue;
+        for (uint32_t j = 0; j < (info & 0xffffff); j++) {
+            uint32_t vt = w[p + 3 + 3 * j];
+            if (vt >= first_id && vt - first_id < count && sec[vt - first_id] == BTFV_NO_SECTION) {
+                sec[vt - first_id] = k;
+                off[vt - first_id] = w[p + 4 + 3 * j];
+            }
+        }
+        k++;
+    }
+    return 0;
+}
+
+/*
+ * The VAR named name[0:n] a lookup by name means (the first global, else the
+ * first static, by type id) in a record-name index: its record index, or -1.
+ */
+long btfv_var_find(const struct btfv_names *ix, const char *name, size_t n)
+{
+    long best_global = -1, best_static = -1;
+    for (uint32_t j = index_head(ix, name, n); j; j = ix->link[j - 1]) {
+        long i = (long)j - 1;
+        uint32_t p = ix->offs[i];
+        if (((ix->w[p + 1] >> 24) & 0x7f) != 14)
+            continue;
+        if (ix->w[p + 3] != 0) {
+            if (best_global < 0 || i < best_global)
+                best_global = i;
+        } else if (best_static < 0 || i < best_static) {
+            best_static = i;
+        }
+    }
+    return best_global >= 0 ? best_global : best_static;
 }
 
 /*

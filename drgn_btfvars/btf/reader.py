@@ -460,6 +460,36 @@ class Btf:
                     out[t] = (sid, o, z)
         return out
 
+    def var_table(self, bases: "List[Optional[int]]") -> Any:
+        """Name -> ``(address, type id)`` of THIS object's VARs, an object
+        with a ``get(name)`` method (a dict, or the accelerator's C table).
+
+        The VAR a name means is the first global definition, else the first
+        static (by type id); its address is the base address of its DATASEC
+        (``bases``, by DATASEC index in record order) plus its offset there.
+        A name whose VAR has no DATASEC entry, or whose DATASEC's base is
+        None or not given, is not in the table.
+        """
+        if self._accel is not None:
+            return self._accel.VarTable(self, bases)
+        locs = self.var_locations()
+        index_of = {sid: i for i, sid in enumerate(self.datasecs())}
+        chosen: Dict[str, Tuple[int, int, int]] = {}
+        for vid, name, tid, linkage in self.var_records():
+            old = chosen.get(name)
+            if old is None or (old[2] == 0 and linkage != 0):
+                chosen[name] = (vid, tid, linkage)
+        table: Dict[str, Tuple[int, int]] = {}
+        for name, (vid, tid, _) in chosen.items():
+            loc = locs.get(vid)
+            if loc is None:
+                continue
+            index = index_of[loc[0]]
+            base = bases[index] if index < len(bases) else None
+            if base is not None:
+                table[name] = (base + loc[1], tid)
+        return table
+
     def marks_signed_enums(self) -> bool:
         """Whether the encoder of this BTF recorded which enums are signed
         (kind_flag, with ENUM64: Linux 6.0, commit 6089fb325cf7, pahole

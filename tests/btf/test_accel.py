@@ -177,3 +177,46 @@ def test_enum_index_corrupt_name_offset():
         else:
             errors.append(None)
     assert errors[0] is not None and errors[0] == errors[1]
+
+
+@needs_accel
+@pytest.mark.parametrize("key", KERNELS)
+def test_var_table_identical(key):
+    """The C variable table gives what the pure-Python dict gives, for every
+    VAR name of the variable BTF, with one DATASEC's base unknown."""
+    from pathlib import Path
+    if not (Path(__file__).parents[2] / "vmcores" / key / "vars").exists():
+        pytest.skip(f"no variable BTF committed for {key}")
+    tables = []
+    for acc in (False, True):
+        vml = Btf(fixture_bytes(key, "vmlinux"), name="vmlinux", accel=acc)
+        v = Btf(fixture_bytes(key, "../vars/btf_global_variables"), vml, name="v", accel=acc)
+        nsec = len(list(v.datasecs()))
+        bases = [0xffffffff81000000 + (i << 24) for i in range(nsec)]
+        bases[1] = None
+        tables.append((v, v.var_table(bases[:-1])))  # the last DATASEC: no base given
+    (pv, pure), (cv, fast) = tables
+    assert isinstance(pure, dict) and isinstance(fast, _ACCEL.VarTable)
+    names = {name for _, name, _, _ in pv.var_records()}
+    assert len(names) > 20_000 and len(pure) > 15_000
+    for name in sorted(names) + ["no_such_var_x", "", "\0", "\ud800", "jiffies\0"]:
+        assert fast.get(name) == pure.get(name), name
+
+
+def test_var_table_corrupt_type():
+    """A VAR whose type id is out of range: the same error from both tables."""
+    import struct
+
+    from drgn_btfvars.btf import BtfBuilder
+    b = BtfBuilder()
+    i = b.add_int("int", 4)
+    v = b.add_var("x", i)
+    b.add_datasec(".data", 4, [(v, 0, 4)])
+    blob = bytearray(b.to_bytes())
+    struct.pack_into("<I", blob, 24 + 16 + 8, 99)  # the VAR's type word
+    errors = set()
+    for acc in (False, True):
+        with pytest.raises(BtfError) as e:
+            Btf(bytes(blob), accel=acc).var_table([0])
+        errors.add(str(e.value))
+    assert len(errors) == 1 and "out of range" in errors.pop()

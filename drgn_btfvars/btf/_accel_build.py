@@ -36,6 +36,9 @@ long btfv_index_find(const struct btfv_names *ix, const char *name, size_t n, ui
 size_t btfv_var_locations(const uint32_t *w, const uint32_t *offs, size_t count,
                           uint32_t first_id, uint32_t *sec, uint32_t *off);
 long btfv_var_find(const struct btfv_names *ix, const char *name, size_t n);
+int btfv_cycles(const struct btfv_names *strs, uint32_t first_id, uint32_t root, int by_value,
+                uint32_t *state, uint32_t *idx, uint32_t *low, uint32_t *stack,
+                uint32_t *cs_node, uint32_t *cs_edge, uint8_t *flags);
 size_t btfv_enum_name_words(const uint32_t *w, const uint32_t *offs, size_t count,
                             uint32_t *out);
 """

@@ -14,7 +14,8 @@ from ._accel import ffi, lib  # type: ignore[import-not-found]  # ImportError ->
 if TYPE_CHECKING:
     from .reader import Btf
 
-__all__ = ["walk", "max_name_off", "kinds", "find_words", "NameIndex", "EnumIndex", "VarTable"]
+__all__ = ["walk", "max_name_off", "kinds", "find_words", "NameIndex", "EnumIndex", "VarTable",
+           "Cycles"]
 
 _alloc = ffi.new_allocator(should_clear_after_alloc=False)
 
@@ -85,15 +86,10 @@ def find_words(words: array, value: int) -> List[int]:
     return out
 
 
-class NameIndex:
-    """Hash index of a Btf's names (its own types; strings anywhere in its chain).
+class _ChainStrings:
+    """The string sections of a Btf's chain, as ``struct btfv_names`` wants them."""
 
-    ``positions`` (a C ``uint32_t`` array and its length) indexes other name
-    words of the type section instead of each record's: :meth:`find_raw`
-    then gives indexes into it.
-    """
-
-    def __init__(self, btf: "Btf", positions: Optional[Tuple[object, int]] = None) -> None:
+    def __init__(self, btf: "Btf") -> None:
         chain: List["Btf"] = []
         b: Optional["Btf"] = btf
         while b is not None:
@@ -104,11 +100,30 @@ class NameIndex:
         # Pointers into each object's bytes (see _words_pointer for why not
         # into memoryviews).
         self._keep = [ffi.from_buffer("char[]", c.data) for c in live]
-        self._nseg = len(live)
-        self._segs = ffi.new("const char *[]",
-                             [k + c._sbase for k, c in zip(self._keep, live)] or [ffi.NULL])
-        self._start = ffi.new("uint32_t[]", [c.str_start for c in live] or [0])
-        self._len = ffi.new("uint32_t[]", [len(c._strs) for c in live] or [0])
+        self.nseg = len(live)
+        self.segs = ffi.new("const char *[]",
+                            [k + c._sbase for k, c in zip(self._keep, live)] or [ffi.NULL])
+        self.start = ffi.new("uint32_t[]", [c.str_start for c in live] or [0])
+        self.len = ffi.new("uint32_t[]", [len(c._strs) for c in live] or [0])
+
+    def struct(self, w: object, offs: object, count: int) -> object:
+        """A ``struct btfv_names *`` over these strings (its index arrays unset)."""
+        ix = ffi.new("struct btfv_names *")
+        ix.w, ix.offs, ix.count = w, offs, count
+        ix.segs, ix.start, ix.len, ix.nseg = self.segs, self.start, self.len, self.nseg
+        return ix
+
+
+class NameIndex:
+    """Hash index of a Btf's names (its own types; strings anywhere in its chain).
+
+    ``positions`` (a C ``uint32_t`` array and its length) indexes other name
+    words of the type section instead of each record's: :meth:`find_raw`
+    then gives indexes into it.
+    """
+
+    def __init__(self, btf: "Btf", positions: Optional[Tuple[object, int]] = None) -> None:
+        self._strings = _ChainStrings(btf)
         self._first = btf.first_id
         if positions is None:
             n = len(btf._offs)
@@ -124,9 +139,7 @@ class NameIndex:
         self._link = _alloc("uint32_t[]", max(n, 1))
         self._wkeep, w = _words_pointer(btf)
         self._o = o
-        ix = self._ix = ffi.new("struct btfv_names *")
-        ix.w, ix.offs, ix.count = w, o, n
-        ix.segs, ix.start, ix.len, ix.nseg = self._segs, self._start, self._len, self._nseg
+        ix = self._ix = self._strings.struct(w, o, n)
         ix.table, ix.mask, ix.hashes, ix.link = self._table, size - 1, self._hashes, self._link
         if n and lib.btfv_index_build(ix) < 0:
             # Record names were checked at open; other name words were not.
@@ -240,3 +253,35 @@ class VarTable:
         if base is None:
             return None
         return base + self._offv[i], self._w[self._offs[i] + 2]
+
+
+class Cycles:
+    """Which types of a Btf's own records reach themselves (reader.Btf._refs:
+    ``by_value``, or through pointers too but not named structs and unions):
+    Tarjan's components, grown from each type asked about."""
+
+    def __init__(self, btf: "Btf", by_value: bool) -> None:
+        n = len(btf._offs)
+        self._strings = _ChainStrings(btf)
+        self._wkeep, w = _words_pointer(btf)
+        self._strs = self._strings.struct(w, btf._offs_c if n else ffi.NULL, n)
+        self._first = btf.first_id
+        self._by_value = int(by_value)
+        self._state = ffi.new("uint32_t[1]")
+        self._idx = ffi.new("uint32_t[]", max(n, 1))
+        self._work = [_alloc("uint32_t[]", max(n, 1)) for _ in range(4)]
+        self._flags = ffi.new("uint8_t[]", max(n, 1))
+        self._broken = False
+
+    def reaches_itself(self, type_id: int) -> Optional[bool]:
+        """Whether ``type_id`` (one of this object's) is on a cycle; None when
+        a reference is out of range (corrupt BTF: ask the Python search,
+        which says where)."""
+        if self._broken:
+            return None
+        i = type_id - self._first
+        if lib.btfv_cycles(self._strs, self._first, i, self._by_value, self._state, self._idx,
+                           *self._work, self._flags):
+            self._broken = True
+            return None
+        return bool(self._flags[i] & 1)

@@ -372,3 +372,113 @@ size_t btfv_enum_name_words(const uint32_t *w, const uint32_t *offs, size_t coun
     }
     return k;
 }
+
+/*
+ * Reference cycles (see reader.Btf._refs for the edges): a record's
+ * references by value (struct and union members, array elements, typedef
+ * and modifier targets, a prototype's return and parameter types, a VAR's or
+ * FUNC's type), and, when !by_value, pointer targets too, but not through a
+ * named struct or union (which then has no edges).
+ */
+static uint32_t n_refs(const struct btfv_names *strs, uint32_t p, int by_value)
+{
+    const uint32_t *w = strs->w;
+    uint32_t info = w[p + 1], kind = (info >> 24) & 0x7f, vlen = info & 0xffffff;
+    switch (kind) {
+    case 4: case 5:  /* STRUCT UNION */
+        if (!by_value && w[p]) {
+            const char *end;
+            const char *s = chain_str(strs->segs, strs->start, strs->len, strs->nseg, w[p], &end);
+            if (s && *s)
+                return 0;
+        }
+        return vlen;
+    case 13:  /* FUNC_PROTO */
+        return 1 + vlen;
+    case 3: case 8: case 9: case 10: case 11: case 18: case 14: case 12:
+        return 1;  /* ARRAY, modifiers, VAR, FUNC */
+    case 2:  /* PTR */
+        return !by_value;
+    default:
+        return 0;
+    }
+}
+
+static uint32_t ref_at(const uint32_t *w, uint32_t p, uint32_t k)
+{
+    uint32_t kind = (w[p + 1] >> 24) & 0x7f;
+    if (kind == 4 || kind == 5)
+        return w[p + 4 + 3 * k];
+    if (kind == 3)
+        return w[p + 3];
+    return w[p + 2 + 2 * k];  /* FUNC_PROTO: return type (k = 0), then parameters */
+}
+
+/*
+ * Tarjan's strongly connected components over THIS object's records (ids
+ * first_id ..; references to the base are leaves: a base never refers to a
+ * split object), from record index root, resuming the state of earlier calls:
+ * state[0] = counter; idx, low, stack, cs_node, cs_edge hold count entries
+ * (idx zeroed before the first call); flags[i] bit 0 = on a cycle (reaches
+ * itself), bit 1 = on the component stack. strs gives the words, record
+ * offsets and strings. Returns 0, or -1 when a reference is past the object's
+ * last id (corrupt: the caller falls back to the Python search).
+ */
+int btfv_cycles(const struct btfv_names *strs, uint32_t first_id, uint32_t root, int by_value,
+                uint32_t *state, uint32_t *idx, uint32_t *low, uint32_t *stack,
+                uint32_t *cs_node, uint32_t *cs_edge, uint8_t *flags)
+{
+    const uint32_t *w = strs->w, *offs = strs->offs;
+    size_t count = strs->count, sp = 0, csp = 0;
+    uint32_t counter = state[0];
+
+    if (root >= count || idx[root])
+        return 0;
+    idx[root] = low[root] = ++counter;
+    stack[sp++] = root;
+    flags[root] |= 2;
+    cs_node[csp] = root;
+    cs_edge[csp++] = 0;
+    while (csp) {
+        uint32_t v = cs_node[csp - 1], k = cs_edge[csp - 1];
+        if (k < n_refs(strs, offs[v], by_value)) {
+            uint32_t t = ref_at(w, offs[v], k), u;
+            cs_edge[csp - 1] = k + 1;
+            if (t == 0 || t < first_id)
+                continue;
+            if ((uint64_t)t - first_id >= count) {
+                state[0] = counter;
+                return -1;
+            }
+            u = t - first_id;
+            if (u == v) {
+                flags[v] |= 1;
+            } else if (!idx[u]) {
+                idx[u] = low[u] = ++counter;
+                stack[sp++] = u;
+                flags[u] |= 2;
+                cs_node[csp] = u;
+                cs_edge[csp++] = 0;
+            } else if ((flags[u] & 2) && idx[u] < low[v]) {
+                low[v] = idx[u];
+            }
+            continue;
+        }
+        csp--;
+        if (low[v] == idx[v]) {
+            /* v roots a component: pop it; more than one member is a cycle. */
+            size_t top = sp;
+            while (stack[--sp] != v)
+                ;
+            for (size_t j = sp; j < top; j++) {
+                flags[stack[j]] &= (uint8_t)~2;
+                if (top - sp > 1)
+                    flags[stack[j]] |= 1;
+            }
+        }
+        if (csp && low[v] < low[cs_node[csp - 1]])
+            low[cs_node[csp - 1]] = low[v];
+    }
+    state[0] = counter;
+    return 0;
+}

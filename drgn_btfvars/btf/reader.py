@@ -189,6 +189,8 @@ class Btf:
         self._ptr_size: Optional[int] = None
         # Ids known to reach no cycle: [through pointers too, by value only].
         self._clean: Tuple[set, set] = (set(), set())
+        # The accelerator's cycle search (accel.Cycles): [pointers too, by value].
+        self._cycles: List[Any] = [None, None]
 
     # -- open-time helpers -------------------------------------------------
 
@@ -784,9 +786,19 @@ class Btf:
         return self._reaches_itself(type_id, False)
 
     def _reaches_itself(self, type_id: int, by_value: bool) -> bool:
+        owner = self._owner(type_id)
+        if type_id == 0:
+            return False
+        if owner._accel is not None:
+            cycles = owner._cycles[by_value]
+            if cycles is None:
+                cycles = owner._cycles[by_value] = owner._accel.Cycles(owner, by_value)
+            found = cycles.reaches_itself(type_id)
+            if found is not None:
+                return found
         # Iterative depth-first search; every type whose search met no cycle
         # at all is remembered as clean, so each is searched once.
-        if type_id == 0 or type_id in self._owner(type_id)._clean[by_value]:
+        if type_id in owner._clean[by_value]:
             return False
         path = [type_id]
         on_path = {type_id}

@@ -57,6 +57,11 @@ def outcome(data, base=None, accel=True):
             facts.append(str(e))
             continue
         facts.append((i, b.raw_kind(i), nm, b.find(nm), b.find(nm, b.kind(i))))
+        for by_value in (True, False):
+            try:
+                facts.append(b._reaches_itself(i, by_value))
+            except BtfError as e:
+                facts.append(str(e))
     facts.append(b.find("\0x"))
     facts.append(b.find("\ud800"))
     facts.append(b.find("\udcff"))
@@ -220,3 +225,58 @@ def test_var_table_corrupt_type():
             Btf(bytes(blob), accel=acc).var_table([0])
         errors.add(str(e.value))
     assert len(errors) == 1 and "out of range" in errors.pop()
+
+
+@needs_accel
+@pytest.mark.parametrize("key", KERNELS)
+def test_cycles_identical(key):
+    """The C cycle search answers as the Python search does for every type
+    of vmlinux, the fixture modules and the variable BTF, both ways."""
+    from pathlib import Path
+    answers = []
+    for acc in (False, True):
+        vml = Btf(fixture_bytes(key, "vmlinux"), name="vmlinux", accel=acc)
+        btfs = [vml] + [Btf(fixture_bytes(key, m), vml, name=m, accel=acc) for m in MODULES]
+        if (Path(__file__).parents[2] / "vmcores" / key / "vars").exists():
+            btfs.append(Btf(fixture_bytes(key, "../vars/btf_global_variables"), vml, name="v",
+                            accel=acc))
+        answers.append([[(b.contains_itself(i), b.unnamed_cycle(i)) for i in b.ids()]
+                        for b in btfs])
+    assert answers[0] == answers[1]
+    # Real kernels have cycles only through named structs and unions.
+    assert not any(a or b for obj in answers[1] for a, b in obj)
+
+
+@needs_accel
+def test_cycles_identical_on_cyclic_btf():
+    """Cycles by value, through typedefs, through pointers with and without
+    a named struct in between, in a base and in a split object over it."""
+    from drgn_btfvars.btf import BtfBuilder
+    b = BtfBuilder()
+    i = b.add_int("int", 4)
+    b.add_struct("s", 8, [("a", i, 0, 0), ("b", b.next_id(), 32, 0)])  # contains itself
+    td = b.add_typedef("t", b.next_id() + 1)  # typedef t -> struct u { t x; }
+    b.add_struct("u", 4, [("x", td, 0, 0)])
+    proto = b.add_func_proto(i, [("f", b.next_id() + 1)])  # f(f *)
+    b.add_ptr(proto)
+    lh = b.add_struct("list_head", 16, [("next", b.next_id() + 1, 0, 0),
+                                        ("prev", b.next_id() + 1, 64, 0)])
+    b.add_ptr(lh)
+    anon = b.add_struct(None, 8, [("p", b.next_id() + 1, 0, 0)])  # an anonymous self-pointer
+    b.add_ptr(anon)
+    base_blob = b.to_bytes()
+    base = Btf(base_blob)
+    s = BtfBuilder(base)
+    arr = s.add_array(s.next_id() + 1, i, 2)  # struct v { struct v a[2]; }
+    s.add_struct("v", 8, [("a", arr, 0, 0)])
+    s.add_ptr(lh)
+    split_blob = s.to_bytes()
+    assert outcome(base_blob, accel=False) == outcome(base_blob, accel=True)
+    pb, cb = Btf(base_blob, accel=False), Btf(base_blob, accel=True)
+    assert outcome(split_blob, pb, accel=False) == outcome(split_blob, cb, accel=True)
+    facts = [(cb.contains_itself(t), cb.unnamed_cycle(t)) for t in cb.ids()]
+    assert [t for t, f in zip(cb.ids(), facts) if f[0]] == [2, 3, 4]
+    assert [t for t, f in zip(cb.ids(), facts) if f[1]] == [5, 6, 9, 10]
+    split = Btf(split_blob, cb)
+    assert [t for t in split.ids() if split.contains_itself(t)] == [split.first_id,
+                                                                     split.first_id + 1]

@@ -1055,6 +1055,19 @@ class KernelBtf:
         """drgn object finder callback."""
         if self._loading_kallsyms or self._in_setup:
             return None  # drgn's kallsyms loader asks for its own globals
+        table = self._var_table
+        if table is not None and self._modules_created:
+            # The common case, inlined (a sweep spends most of its time in
+            # these calls): a variable the table holds.
+            wanted = _FLAG_PARTS.get(flags)
+            if wanted is not None and wanted[0]:
+                hit = table.get(name)
+                if hit is not None:
+                    try:
+                        return Object(prog, self.converter.type(self._vars, hit[1]),
+                                      address=hit[0])
+                    except BtfError:
+                        pass  # the ordinary path says what
         obj = self._find_object(name, flags)
         if obj is not None and not self._modules_created and name not in _MODULE_LIST_NAMES:
             self._create_modules()

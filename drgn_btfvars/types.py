@@ -26,6 +26,7 @@ DWARF:
 This module knows nothing of where BTF bytes come from.
 """
 
+from functools import partial
 from typing import Callable, Dict, List, Optional, Tuple
 
 from drgn import (
@@ -63,6 +64,7 @@ _ENUM_COMPATIBLE_NAMES = {
     (8, True): "long int",
 }
 
+_COMPOUND_KINDS = (int(BtfKind.STRUCT), int(BtfKind.UNION))
 _BTF_INT_SIGNED = 1
 _BTF_INT_BOOL = 4
 # Bounds a qualifier/typedef chain; BTF with a longer one is malformed.
@@ -116,6 +118,8 @@ class TypeConverter:
         # id(btf) -> {type_id: Type} of what type() returned (qualifiers applied).
         self._done: Dict[int, Dict[int, Type]] = {}
         self._int_fields: Dict[int, Dict[int, Optional[Tuple[int, int]]]] = {}
+        # id(btf) -> {member key: Type, Object or thunk} (see _member).
+        self._members: Dict[int, Dict[object, object]] = {}
         self._btfs: Dict[int, Btf] = {}
         self._int_by_name: Dict[Tuple[str, int, bool], Type] = {}
         self._language = Language.C
@@ -161,7 +165,11 @@ class TypeConverter:
             return self.prog.void_type(language=self._language)
         qualifiers = Qualifiers.NONE
         owner = owner_of(btf, type_id)
+        t: Optional[BtfType] = None
         for _ in range(_MAX_CHAIN):
+            if owner.raw_kind(type_id) in _COMPOUND_KINDS:
+                t = None  # read raw by _compound: no decoded record
+                break
             t = owner.type(type_id)
             q = _QUALIFIER_KINDS.get(t.kind)
             if q is not None:
@@ -176,7 +184,7 @@ class TypeConverter:
             raise BtfConversionError(
                 f"type id {type_id}: qualifier chain longer than {_MAX_CHAIN}"
             )
-        result = self._unqualified(owner, t)
+        result = self._unqualified(owner, type_id, t)
         if qualifiers:
             result = result.qualified(result.qualifiers | qualifiers)
         return result
@@ -190,15 +198,17 @@ class TypeConverter:
 
     # Internals
 
-    def _unqualified(self, owner: Btf, t: BtfType) -> Type:
+    def _unqualified(self, owner: Btf, type_id: int, t: Optional[BtfType]) -> Type:
+        """The type of ``type_id`` without qualifiers: ``t`` is its decoded
+        record, or None for a STRUCT or UNION (read raw)."""
         cache = self._cache.get(id(owner))
         if cache is None:
             cache = self._cache[id(owner)] = {}
             self._btfs[id(owner)] = owner
-        result = cache.get(t.id)
+        result = cache.get(type_id)
         if result is None:
-            result = self._convert(owner, t)
-            cache[t.id] = result
+            result = self._compound(owner, type_id) if t is None else self._convert(owner, t)
+            cache[type_id] = result
         return result
 
     def _int_type(self, name: str, size: int, signed: bool) -> Type:
@@ -231,15 +241,10 @@ class TypeConverter:
         if kind == BtfKind.TYPEDEF:
             return prog.typedef_type(t.name, self._lazy_typedef_target(owner, t.type),
                                      language=lang)
-        if kind in (BtfKind.STRUCT, BtfKind.UNION, BtfKind.FUNC_PROTO) and (
-                owner.contains_itself(t.id) or owner.unnamed_cycle(t.id)):
-            # Their members and parameters are converted lazily: a cycle
-            # through them would only show when drgn prints or sizes the type.
-            raise BtfConversionError(f"{owner.name or 'BTF'}: type id {t.id}: {kind.name} "
-                                     "refers to itself by value or without a named "
-                                     "struct or union in between")
+        if kind == BtfKind.FUNC_PROTO:
+            self._refuse_cycle(owner, t.id, kind)
         if kind in (BtfKind.STRUCT, BtfKind.UNION):
-            return self._compound(owner, t)
+            return self._compound(owner, t.id)
         if kind in (BtfKind.ENUM, BtfKind.ENUM64):
             return self._enum(owner, t)
         if kind == BtfKind.FWD:
@@ -257,53 +262,88 @@ class TypeConverter:
         # cheap since struct members are lazy.
         return self.type(owner, type_id)
 
-    def _member_thunk(self, owner: Btf, type_id: int, bit_field_size: int) -> Callable[[], object]:
-        prog = self.prog
-        if bit_field_size:
+    def _refuse_cycle(self, owner: Btf, type_id: int, kind: BtfKind) -> None:
+        # Members and parameters are converted lazily: a cycle through them
+        # would only show when drgn prints or sizes the type.
+        if owner.contains_itself(type_id) or owner.unnamed_cycle(type_id):
+            raise BtfConversionError(f"{owner.name or 'BTF'}: type id {type_id}: {kind.name} "
+                                     "refers to itself by value or without a named "
+                                     "struct or union in between")
 
-            def bit_field() -> Object:
-                mt = self._member_type(owner, type_id)
+    def _member(self, owner: Btf, type_id: int, bit_field_size: int,
+                zero_length: bool) -> object:
+        """What a TypeMember takes for a member of type ``type_id``: the Type
+        (or bit-field Object) when that type is converted already, else a
+        thunk that converts it when drgn first asks. One per type id and form
+        (per BTF object): members share a few thousand types."""
+        key: object = (type_id, bit_field_size) if bit_field_size else (
+            ~type_id if zero_length else type_id)
+        members = self._members.get(id(owner))
+        if members is None:
+            members = self._members[id(owner)] = {}
+        found = members.get(key)
+        if found is None:
+            done = self._done.get(id(owner))
+            mt = done.get(type_id) if done is not None else None
+            if mt is not None:
                 try:
-                    return Object(prog, mt, bit_field_size=bit_field_size)
-                except ValueError as e:  # e.g. wider than its type
-                    raise BtfConversionError(f"{owner.name or 'BTF'}: bit field of type id "
-                                             f"{type_id}: {e}") from e
+                    found = self._member_value(owner, type_id, mt, bit_field_size, zero_length)
+                except BtfConversionError:  # raised when drgn asks, as for any member
+                    pass
+            if found is None:
+                found = partial(self._member_thunk, owner, type_id, bit_field_size, zero_length,
+                                key)
+            members[key] = found
+        return found
 
-            return bit_field
-        return lambda: self._member_type(owner, type_id)
+    def _member_thunk(self, owner: Btf, type_id: int, bit_field_size: int, zero_length: bool,
+                      key: object) -> object:
+        result = self._member_value(owner, type_id, self.type(owner, type_id), bit_field_size,
+                                    zero_length)
+        self._members[id(owner)][key] = result  # later structures take it as it is
+        return result
 
-    def _member_type(self, owner: Btf, type_id: int) -> Type:
-        """A member's type; a function is not a valid one (only corrupt BTF says so)."""
-        mt = self.type(owner, type_id)
+    def _member_value(self, owner: Btf, type_id: int, mt: Type, bit_field_size: int,
+                      zero_length: bool) -> object:
         if _underlying(mt).kind in (TypeKind.FUNCTION, TypeKind.VOID):
             raise BtfConversionError(f"{owner.name or 'BTF'}: type id {type_id}: a member "
                                      "cannot be a function or void")
+        if bit_field_size:
+            try:
+                return Object(self.prog, mt, bit_field_size=bit_field_size)
+            except ValueError as e:  # e.g. wider than its type
+                raise BtfConversionError(f"{owner.name or 'BTF'}: bit field of type id "
+                                         f"{type_id}: {e}") from e
+        if zero_length and mt.kind == TypeKind.ARRAY and mt.length is None:
+            # A member before a struct's last: a 0-element array is [0].
+            return self.prog.array_type(mt.type, 0, qualifiers=mt.qualifiers,
+                                        language=self._language)
         return mt
 
-    def _compound(self, owner: Btf, t: BtfType) -> Type:
+    def _compound(self, owner: Btf, type_id: int) -> Type:
+        name, size, kind_flag, raw = owner.compound(type_id)
+        is_struct = owner.raw_kind(type_id) == BtfKind.STRUCT
+        self._refuse_cycle(owner, type_id, BtfKind.STRUCT if is_struct else BtfKind.UNION)
         members: List[TypeMember] = []
-        last = len(t.members) - 1
-        for i, m in enumerate(t.members):
-            bit_offset = m.bit_offset
-            bit_field_size = m.bitfield_size
-            if not t.kind_flag:
+        last = len(raw) - 1
+        member = self._member
+        for i, (m_name, m_type, bit_offset, bit_field_size) in enumerate(raw):
+            if not kind_flag:
                 # Old encoding: the bit-field width (and an extra offset) are
                 # in the member's INT type.
-                int_field = self._int_field(owner, m.type)
+                int_field = self._int_field(owner, m_type)
                 if int_field is not None:
                     bit_offset += int_field[0]
                     bit_field_size = int_field[1]
-            if bit_offset + bit_field_size > 8 * t.size:  # (a flexible array may start at the end)
-                raise BtfConversionError(f"{owner.name or 'BTF'}: type id {t.id}: member "
-                                         f"{m.name!r} at bit {bit_offset} is past the end of "
-                                         f"the {t.size}-byte {t.kind.name}")
-            if i != last and not bit_field_size and t.kind == BtfKind.STRUCT:
-                thunk = self._zero_length_thunk(owner, m.type)
-            else:
-                thunk = self._member_thunk(owner, m.type, bit_field_size)
-            members.append(TypeMember(thunk, m.name or None, bit_offset))
-        make = self.prog.struct_type if t.kind == BtfKind.STRUCT else self.prog.union_type
-        return make(t.name or None, t.size, members, language=self._language)
+            if bit_offset + bit_field_size > 8 * size:  # (a flexible array may start at the end)
+                raise BtfConversionError(f"{owner.name or 'BTF'}: type id {type_id}: member "
+                                         f"{m_name!r} at bit {bit_offset} is past the end of "
+                                         f"the {size}-byte {'STRUCT' if is_struct else 'UNION'}")
+            members.append(TypeMember(
+                member(owner, m_type, bit_field_size, i != last and is_struct),
+                m_name or None, bit_offset))
+        make = self.prog.struct_type if is_struct else self.prog.union_type
+        return make(name or None, size, members, language=self._language)
 
     def _int_field(self, owner: Btf, type_id: int) -> Optional[Tuple[int, int]]:
         """(extra bit offset, bit width) when ``type_id`` resolves to an INT
@@ -314,25 +354,9 @@ class TypeConverter:
             cache = self._int_fields[id(owner)] = {}
         if type_id in cache:
             return cache[type_id]
-        result = None
-        if type_id:
-            mt = owner.type(owner.resolve(type_id))
-            if mt.kind == BtfKind.INT and (mt.int_offset or mt.int_bits != mt.size * 8):
-                result = (mt.int_offset, mt.int_bits)
+        result = owner.int_bit_field(type_id) if type_id else None
         cache[type_id] = result
         return result
-
-    def _zero_length_thunk(self, owner: Btf, type_id: int) -> Callable[[], Type]:
-        """A member before a struct's last: a 0-element array is ``[0]``."""
-
-        def thunk() -> Type:
-            mt = self._member_type(owner, type_id)
-            if mt.kind == TypeKind.ARRAY and mt.length is None:
-                return self.prog.array_type(mt.type, 0, qualifiers=mt.qualifiers,
-                                            language=self._language)
-            return mt
-
-        return thunk
 
     def _enum(self, owner: Btf, t: BtfType) -> Type:
         signed = bool(t.kind_flag)

@@ -16,7 +16,8 @@ or dropped records, header and string-section edits. For every input:
 * ``Btf(data, accel=True)`` and ``Btf(data, accel=False)`` must agree: the
   same :class:`BtfError` message, or the same facts (record offsets, kinds,
   names, name index, every decoded record, resolve/size_of/format_c, var
-  locations, enumerator lookups, validate);
+  locations, the variable table, enumerator lookups, reference cycles,
+  validate);
 * every type id is converted by :class:`drgn_btfvars.types.TypeConverter` on
   a hand-made ``drgn.Program`` (x86-64) with a type finder over that BTF,
   and the resulting types are walked (members, parameters, typedef and
@@ -617,6 +618,10 @@ def btf_facts(data: bytes, base: Optional[bytes], accel: bool, full: bool = True
             for e in t[1].enumerators:
                 names.add(e.name)
         facts.append(_attempt(btf.resolve, tid))
+        facts.append(_attempt(btf.contains_itself, tid))
+        facts.append(_attempt(btf.unnamed_cycle, tid))
+        facts.append(_attempt(btf.compound, tid))
+        facts.append(_attempt(btf.int_bit_field, tid))
         facts.append(_attempt(btf.size_of, tid))
         facts.append(_attempt(btf.format_c, tid))
     for raw in bytes(btf._strs).split(b"\0")[:48]:  # strings: member, enumerator names
@@ -625,6 +630,12 @@ def btf_facts(data: bytes, base: Optional[bytes], accel: bool, full: bool = True
         facts.append((nm, btf.find(nm), btf.find_all(nm), _attempt(btf.string_offsets, nm)))
         facts.append(_attempt(btf.find_enumerator, nm))
     facts.append(_attempt(btf.var_locations))
+    nsec = len(list(btf.datasecs()))
+    table = _attempt(btf.var_table, [None if i % 3 == 1 else 0x1000 * i for i in range(nsec)])
+    if table[0] == "ok":
+        facts.append([(nm, table[1].get(nm)) for nm in sorted(names)[:64] + ["\udcff", "a\0b"]])
+    else:
+        facts.append(table)
     for v in list(btf.vars())[:8]:
         facts.append(_attempt(btf.var_location, v))
     if not full:

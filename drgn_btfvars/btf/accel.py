@@ -237,7 +237,7 @@ class VarTable:
         self._n = n
 
     def get(self, name: str) -> Optional[Tuple[int, int]]:
-        if not self._n or "\0" in name:
+        if not self._n or not name or "\0" in name:  # a VAR has a name
             return None
         try:
             raw = name.encode("utf-8", "surrogateescape")

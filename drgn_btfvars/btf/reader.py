@@ -324,13 +324,13 @@ class Btf:
         if not name:
             return []  # an enumerator must have a name
         if self._enum_index is None:
-            if self._accel is not None:  # a C hash index: ~1 ms to build for vmlinux
+            if self._accel is not None and self._enum_lookups == 0:
+                # A C hash index: ~1 ms to build for vmlinux.
                 try:
                     self._enum_index = self._accel.EnumIndex(self)
-                except self._accel.NoString:  # corrupt: the Python path names the record
-                    self._enum_index = self._build_enum_index()
-                    return self._enum_index.get(name, [])
-                return self._enum_index.find(name)
+                    return self._enum_index.find(name)
+                except self._accel.NoString:
+                    pass  # corrupt: the Python path finds what it can, then says where
             self._enum_lookups += 1
             if self._enum_lookups <= 4:
                 return self._scan_enumerator(name)
@@ -470,7 +470,7 @@ class Btf:
         static (by type id); its address is the base address of its DATASEC
         (``bases``, by DATASEC index in record order) plus its offset there.
         A name whose VAR has no DATASEC entry, or whose DATASEC's base is
-        None or not given, is not in the table.
+        None or not given, is not in the table, nor is the empty name.
         """
         if self._accel is not None:
             return self._accel.VarTable(self, bases)
@@ -478,6 +478,8 @@ class Btf:
         index_of = {sid: i for i, sid in enumerate(self.datasecs())}
         chosen: Dict[str, Tuple[int, int, int]] = {}
         for vid, name, tid, linkage in self.var_records():
+            if not name:
+                continue  # a VAR has a name: corrupt BTF
             old = chosen.get(name)
             if old is None or (old[2] == 0 and linkage != 0):
                 chosen[name] = (vid, tid, linkage)
@@ -829,6 +831,63 @@ class Btf:
             for t in finished:
                 self._owner(t)._clean[by_value].add(t)
         return False
+
+    def compound(self, type_id: int) -> Tuple[str, int, bool, List[Tuple[str, int, int, int]]]:
+        """``(name, size, kind_flag, members)`` of a STRUCT or UNION of the
+        chain, each member ``(name, type id, bit offset, bit-field size)`` as
+        :meth:`type` decodes it, read from the raw words and not cached (the
+        type converter reads each structure once)."""
+        b = self._owner(type_id)
+        if type_id == 0:
+            raise BtfError(f"{self._what}: type id 0 is not a STRUCT or UNION")
+        w = b._words
+        p = b._offs[type_id - b.first_id]
+        no, info, size = w[p], w[p + 1], w[p + 2]
+        if (info >> 24) & 0x7F not in (4, 5):
+            raise BtfError(f"{self._what}: type id {type_id} is not a STRUCT or UNION")
+        vlen = info & 0xFFFFFF
+        ents = w[p + 3:p + 3 + 3 * vlen].tolist()
+        types = ents[1::3]
+        if types and max(types) >= b.end_id:
+            raise b._bad_ref(next(t for t in types if t >= b.end_id), "member type", type_id)
+        sstr = b._str
+        names = [sstr(n) for n in ents[0::3]]
+        kflag = info >> 31 == 1
+        if kflag:
+            members = [(n, t, o & 0xFFFFFF, o >> 24) for n, t, o in zip(names, types, ents[2::3])]
+        else:
+            members = [(n, t, o, 0) for n, t, o in zip(names, types, ents[2::3])]
+        return sstr(no) if no else "", size, kflag, members
+
+    def int_bit_field(self, type_id: int) -> Optional[Tuple[int, int]]:
+        """``(bit offset, bits)`` of the INT that ``type_id`` resolves to
+        (through typedefs and modifiers) when it is narrower than its size or
+        offset: a member's bit field in the encoding without kind_flag.
+        None for anything else. Read from the raw words."""
+        tid = type_id
+        for _ in range(_SHORT_CHAIN):
+            if tid == 0:
+                return None
+            b = self._owner(tid)
+            w = b._words
+            p = b._offs[tid - b.first_id]
+            k = (w[p + 1] >> 24) & 0x7F
+            if k in _MODIFIER_NUMS:
+                nxt = w[p + 2]
+                if nxt >= b.end_id:
+                    raise b._bad_ref(nxt, "type", tid)
+                tid = nxt
+                continue
+            if k != 1:
+                return None
+            t = b.type(tid)  # validates the encoding
+            if t.int_offset or t.int_bits != t.size * 8:
+                return t.int_offset, t.int_bits
+            return None
+        t = self.type(self.resolve(type_id))  # a long chain: resolve() finds cycles
+        if t.kind == BtfKind.INT and (t.int_offset or t.int_bits != t.size * 8):
+            return t.int_offset, t.int_bits
+        return None
 
     def resolve(self, type_id: int) -> int:
         """Skip TYPEDEF/CONST/VOLATILE/RESTRICT/TYPE_TAG to the underlying id."""

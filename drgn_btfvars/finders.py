@@ -20,7 +20,9 @@ import os
 import re
 import threading
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import (
+    TYPE_CHECKING, Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union,
+)
 
 from drgn import (
     FindObjectFlags,
@@ -42,10 +44,12 @@ from drgn import (
 
 from drgn_btfvars import sources
 from drgn_btfvars.bootstrap import BOOTSTRAP_SYMBOLS, BootstrapCache
-from drgn_btfvars.decls import Declarations
 from drgn_btfvars.btf import Btf, BtfError, BtfKind, accelerated
 from drgn_btfvars.meta import META_ENUM_NAME, RECORD_PREFIX, VarsMeta, VarsMetaError, release_hint
 from drgn_btfvars.types import TypeConverter
+
+if TYPE_CHECKING:  # imported when first used: only degraded mode needs it
+    from drgn_btfvars.decls import Declarations
 
 __all__ = ("KernelBtf", "BtfVarsError", "FAKE_MODULE_NAME", "vars_search_path")
 
@@ -679,11 +683,28 @@ class KernelBtf:
                 return path
         return None
 
-    def _check_build(self, meta: VarsMeta, source: str) -> None:
-        import hashlib  # only when a variable BTF is checked
+    def _base_digest(self) -> int:
+        """The first 8 bytes (big-endian) of the SHA-256 of the vmlinux BTF
+        bytes read: from the per-build cache when bytes of the same length
+        and CRC-32 were hashed before (~5 ms less per session), else
+        computed (and cached)."""
+        import zlib
 
+        data = self._vmlinux_bytes
+        assert data is not None
+        crc = zlib.crc32(data)
+        cache = self.bootstrap_cache() if self._vmlinux_arg is None else None
+        digest = cache.base_digest(len(data), crc) if cache is not None else None
+        if digest is None:
+            import hashlib  # only on a first session of a build, or other bytes
+
+            digest = int.from_bytes(hashlib.sha256(data).digest()[:8], "big")
+            if cache is not None:
+                cache.store_base_digest(len(data), crc, digest)
+        return digest
+
+    def _check_build(self, meta: VarsMeta, source: str) -> None:
         assert self._vmlinux_bytes is not None
-        digest = hashlib.sha256(self._vmlinux_bytes).digest()
         kernel_build_id = self.vmcoreinfo().get("BUILD-ID", "").lower()
         theirs = f"{meta.release or '?'} (build ID {meta.build_id or '?'})"
         ours = self._kernel_build()
@@ -692,9 +713,8 @@ class KernelBtf:
                 f"variable BTF from {source} refused: it was generated for {theirs}, "
                 f"but this kernel is {ours}"
             )
-        if meta.base_sha256 != int.from_bytes(digest[:8], "big") or meta.base_len != len(
-            self._vmlinux_bytes
-        ):
+        digest = self._base_digest()
+        if meta.base_sha256 != digest or meta.base_len != len(self._vmlinux_bytes):
             if meta.build_id and kernel_build_id.startswith(meta.build_id) and \
                     self._vmlinux_arg is None:
                 # The same build has one vmlinux BTF: the copy read here (or
@@ -702,7 +722,7 @@ class KernelBtf:
                 # typed from a vmlinux BTF known to be wrong.
                 self._vmlinux_error = sources.BtfSourceError(
                     f"vmlinux BTF of {ours} is damaged: {len(self._vmlinux_bytes):,} bytes with "
-                    f"SHA-256 {digest[:8].hex()}..., where the variable BTF from {source}, made "
+                    f"SHA-256 {digest:016x}..., where the variable BTF from {source}, made "
                     f"for this build, records {meta.base_len:,} bytes with SHA-256 "
                     f"{meta.base_sha256:016x}...; not used")
                 self._vmlinux = None
@@ -1114,12 +1134,14 @@ class KernelBtf:
     # ------------------------------------------------------------------
     # Status
 
-    def declarations(self) -> Declarations:
+    def declarations(self) -> "Declarations":
         """Degraded mode: the table of declarations of the globals drgn's
         helpers need, applied to this kernel (used only without a variable
         BTF; see :mod:`drgn_btfvars.decls`)."""
         d = self.__dict__.get("_declarations")
         if d is None:
+            from drgn_btfvars.decls import Declarations
+
             d = self._declarations = Declarations(self)
         return d
 
@@ -1216,7 +1238,7 @@ class KernelBtf:
                 if module.wants_loaded_file():
                     module.loaded_file_status = ModuleFileStatus.DONT_NEED
             elif isinstance(module, RelocatableModule):
-                if self.module_btf(module.name) is not None or module.name == FAKE_MODULE_NAME:
+                if module.name == FAKE_MODULE_NAME or self.module_btf(module.name) is not None:
                     if module.wants_debug_file():
                         module.debug_file_status = ModuleFileStatus.DONT_NEED
                     if module.wants_loaded_file():

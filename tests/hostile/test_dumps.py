@@ -159,6 +159,40 @@ def test_vmlinux_btf_damaged_record(scratch: ScratchDump, located: Located, vmco
     assert prog.type("struct ext4_sb_info").size > 0
 
 
+def test_vmlinux_btf_damage_seen_with_a_warm_cache(scratch: ScratchDump, located: Located,
+                                                    vmcore_truth, vmcore_key, monkeypatch,
+                                                    tmp_path) -> None:
+    """A warm session takes the SHA-256 prefix of the vmlinux BTF from the
+    per-build cache when the bytes have the recorded length and CRC-32: a
+    damaged copy (other bytes) is hashed again, and refused as with no cache."""
+    from drgn_btfvars.bootstrap import BootstrapCache
+    from vmcores import fixtures
+
+    if not fixtures.fake_module_loaded(vmcore_key):
+        pytest.skip("needs the fake module in the dump")
+    monkeypatch.delenv("DRGN_BTFVARS_NO_CACHE")
+    monkeypatch.setenv("DRGN_BTFVARS_CACHE", str(tmp_path))
+    prog, kb = open_session(scratch.path)  # intact: the cache gets the digest
+    assert prog["init_task"].comm.string_() == b"swapper/0" and not kb.warnings
+    info = vmcore_truth["kernel"]
+    cache = BootstrapCache(info["build_id"], info["kaslr_offset"])
+    import zlib
+    data = located.vmlinux_btf_bytes
+    assert cache.base_digest(len(data), zlib.crc32(data)) is not None
+    prog, kb = open_session(scratch.path)  # warm, intact: no warning
+    assert prog["init_task"].comm.string_() == b"swapper/0" and not kb.warnings
+
+    vb = Btf(data, name="vmlinux")
+    ts = vb.find("task_struct", BtfKind.STRUCT)[0]
+    scratch.write_virtual(located.vmlinux_btf, record_word(vb, ts, 3 + 3 * 1 + 1),
+                          struct.pack("<I", 0x7FFFFFFF))
+    prog, kb = open_session(scratch.path)
+    check_nothing_typed(prog, vmcore_truth)
+    build = f"{info['release']} (build ID {info['build_id']})"
+    assert any(w.startswith(f"vmlinux BTF of {build} is damaged") for w in kb.warnings), \
+        kb.warnings
+
+
 # -- the variable BTF ---------------------------------------------------------------
 
 

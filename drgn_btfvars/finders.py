@@ -269,6 +269,8 @@ class KernelBtf:
         # built after _VAR_TABLE_AFTER variable lookups so that each later
         # lookup is one dict access (or one C call).
         self._var_table: Any = None
+        # type id -> Type converted from the variable BTF (the converter's own cache).
+        self._var_types: Dict[int, Type] = {}
         self._int_spellings: Optional[Dict[Tuple[str, ...], int]] = None
         self._text_range: Optional[Tuple[int, int]] = None
         self._percpu_zero_end: Optional[int] = None  # _zero_based_percpu_end()
@@ -604,6 +606,7 @@ class KernelBtf:
         with self._lock:
             self._vars, self._vars_meta, self._vars_source = btf, meta, source
             self._var_table = None
+            self._var_types = {}
             self._var_table_countdown = _VAR_TABLE_AFTER
             self._constants.clear()
             self._told_no_vars = False
@@ -964,6 +967,7 @@ class KernelBtf:
         elif not self._loading_modules:
             self._var_table_countdown -= 1
             if self._var_table_countdown <= 0 and self.vars() is not None:
+                self._var_types = self.converter.converted(self.vars())  # type: ignore[arg-type]
                 self._var_table = self._build_var_table(self.vars())  # type: ignore[arg-type]
                 return self._find_variable(name)
         for btf in self._btfs_for_vars():
@@ -1083,6 +1087,9 @@ class KernelBtf:
             if wanted is not None and wanted[0]:
                 hit = table.get(name)
                 if hit is not None:
+                    t = self._var_types.get(hit[1])
+                    if t is not None:
+                        return Object(prog, t, address=hit[0])
                     try:
                         return Object(prog, self.converter.type(self._vars, hit[1]),
                                       address=hit[0])

@@ -65,6 +65,7 @@ _ENUM_COMPATIBLE_NAMES = {
 }
 
 _COMPOUND_KINDS = (int(BtfKind.STRUCT), int(BtfKind.UNION))
+_UNKNOWN = object()
 _BTF_INT_SIGNED = 1
 _BTF_INT_BOOL = 4
 # Bounds a qualifier/typedef chain; BTF with a longer one is malformed.
@@ -137,6 +138,15 @@ class TypeConverter:
         if result is None:
             result = done[type_id] = self._guarded(btf, type_id)
         return result
+
+    def converted(self, btf: Btf) -> Dict[int, Type]:
+        """The types :meth:`type` has returned for ids of ``btf``, by id: the
+        cache itself (kept up to date; read it, never write it)."""
+        done = self._done.get(id(btf))
+        if done is None:
+            done = self._done[id(btf)] = {}
+            self._btfs[id(btf)] = btf
+        return done
 
     def _guarded(self, btf: Btf, type_id: int) -> Type:
         """:meth:`_qualified`, refusing reference cycles (which only corrupt
@@ -327,11 +337,16 @@ class TypeConverter:
         members: List[TypeMember] = []
         last = len(raw) - 1
         member = self._member
+        int_fields = self._int_fields.get(id(owner))
+        if int_fields is None:
+            int_fields = self._int_fields[id(owner)] = {}
         for i, (m_name, m_type, bit_offset, bit_field_size) in enumerate(raw):
             if not kind_flag:
                 # Old encoding: the bit-field width (and an extra offset) are
                 # in the member's INT type.
-                int_field = self._int_field(owner, m_type)
+                int_field = int_fields.get(m_type, _UNKNOWN)
+                if int_field is _UNKNOWN:
+                    int_field = self._int_field(owner, m_type)
                 if int_field is not None:
                     bit_offset += int_field[0]
                     bit_field_size = int_field[1]

@@ -130,6 +130,25 @@ def test_vmlinux_btf_bad_header(scratch: ScratchDump, located: Located, vmcore_t
     assert kb.warnings[0] == "vmlinux BTF unavailable: vmlinux: bad magic 0x0000 at offset 0"
 
 
+def _damage_task_struct(scratch: ScratchDump, located: Located) -> int:
+    """Point task_struct's second member out of range in the dump's vmlinux
+    BTF; return task_struct's type id."""
+    vb = Btf(located.vmlinux_btf_bytes, name="vmlinux")
+    ts = vb.find("task_struct", BtfKind.STRUCT)[0]
+    scratch.write_virtual(located.vmlinux_btf, record_word(vb, ts, 3 + 3 * 1 + 1),
+                          struct.pack("<I", 0x7FFFFFFF))
+    return ts
+
+
+def _check_vmlinux_refused(scratch: ScratchDump, vmcore_truth) -> None:
+    """A session on the scratch dump types nothing and says the vmlinux BTF is damaged."""
+    prog, kb = open_session(scratch.path)
+    check_nothing_typed(prog, vmcore_truth)
+    build = f"{vmcore_truth['kernel']['release']} (build ID {vmcore_truth['kernel']['build_id']})"
+    assert any(w.startswith(f"vmlinux BTF of {build} is damaged") for w in kb.warnings), \
+        kb.warnings
+
+
 def test_vmlinux_btf_damaged_record(scratch: ScratchDump, located: Located, vmcore_truth,
                                     vmcore_key) -> None:
     """A record of the vmlinux BTF is damaged (task_struct's second member
@@ -141,15 +160,8 @@ def test_vmlinux_btf_damaged_record(scratch: ScratchDump, located: Located, vmco
 
     if not fixtures.fake_module_loaded(vmcore_key):
         pytest.skip("needs the fake module in the dump")
-    vb = Btf(located.vmlinux_btf_bytes, name="vmlinux")
-    ts = vb.find("task_struct", BtfKind.STRUCT)[0]
-    scratch.write_virtual(located.vmlinux_btf, record_word(vb, ts, 3 + 3 * 1 + 1),
-                          struct.pack("<I", 0x7FFFFFFF))
-    prog, kb = open_session(scratch.path)
-    check_nothing_typed(prog, vmcore_truth)
-    build = f"{vmcore_truth['kernel']['release']} (build ID {vmcore_truth['kernel']['build_id']})"
-    assert any(w.startswith(f"vmlinux BTF of {build} is damaged") for w in kb.warnings), \
-        kb.warnings
+    ts = _damage_task_struct(scratch, located)
+    _check_vmlinux_refused(scratch, vmcore_truth)
 
     prog, kb = open_session(scratch.path, use_fake_module=False)
     with pytest.raises(BtfError, match=f"vmlinux: type id {ts}: member type refers to type id "
@@ -165,6 +177,8 @@ def test_vmlinux_btf_damage_seen_with_a_warm_cache(scratch: ScratchDump, located
     """A warm session takes the SHA-256 prefix of the vmlinux BTF from the
     per-build cache when the bytes have the recorded length and CRC-32: a
     damaged copy (other bytes) is hashed again, and refused as with no cache."""
+    import zlib
+
     from drgn_btfvars.bootstrap import BootstrapCache
     from vmcores import fixtures
 
@@ -176,21 +190,13 @@ def test_vmlinux_btf_damage_seen_with_a_warm_cache(scratch: ScratchDump, located
     assert prog["init_task"].comm.string_() == b"swapper/0" and not kb.warnings
     info = vmcore_truth["kernel"]
     cache = BootstrapCache(info["build_id"], info["kaslr_offset"])
-    import zlib
     data = located.vmlinux_btf_bytes
     assert cache.base_digest(len(data), zlib.crc32(data)) is not None
     prog, kb = open_session(scratch.path)  # warm, intact: no warning
     assert prog["init_task"].comm.string_() == b"swapper/0" and not kb.warnings
 
-    vb = Btf(data, name="vmlinux")
-    ts = vb.find("task_struct", BtfKind.STRUCT)[0]
-    scratch.write_virtual(located.vmlinux_btf, record_word(vb, ts, 3 + 3 * 1 + 1),
-                          struct.pack("<I", 0x7FFFFFFF))
-    prog, kb = open_session(scratch.path)
-    check_nothing_typed(prog, vmcore_truth)
-    build = f"{info['release']} (build ID {info['build_id']})"
-    assert any(w.startswith(f"vmlinux BTF of {build} is damaged") for w in kb.warnings), \
-        kb.warnings
+    _damage_task_struct(scratch, located)
+    _check_vmlinux_refused(scratch, vmcore_truth)
 
 
 # -- the variable BTF ---------------------------------------------------------------

@@ -26,7 +26,6 @@ DWARF:
 This module knows nothing of where BTF bytes come from.
 """
 
-from functools import partial
 from typing import Callable, Dict, List, Optional, Tuple
 
 from drgn import (
@@ -96,6 +95,22 @@ def owner_of(btf: Btf, type_id: int) -> Btf:
             return b
         b = b.base
     raise BtfError(f"type id {type_id} is out of range for BTF {btf.name or '?'}")
+
+
+class _MemberThunk:
+    """A member's type, converted when drgn first asks (one object, where a
+    closure or partial takes three or more: conversion makes thousands)."""
+
+    __slots__ = ("conv", "owner", "type_id", "bit_field_size", "zero_length", "key")
+
+    def __init__(self, conv: "TypeConverter", owner: Btf, type_id: int, bit_field_size: int,
+                 zero_length: bool, key: object) -> None:
+        self.conv, self.owner, self.type_id = conv, owner, type_id
+        self.bit_field_size, self.zero_length, self.key = bit_field_size, zero_length, key
+
+    def __call__(self) -> object:
+        return self.conv._member_thunk(self.owner, self.type_id, self.bit_field_size,
+                                       self.zero_length, self.key)
 
 
 class TypeConverter:
@@ -180,7 +195,7 @@ class TypeConverter:
             if owner.raw_kind(type_id) in _COMPOUND_KINDS:
                 t = None  # read raw by _compound: no decoded record
                 break
-            t = owner.type(type_id)
+            t = owner.record(type_id)
             q = _QUALIFIER_KINDS.get(t.kind)
             if q is not None:
                 qualifiers |= q
@@ -301,8 +316,7 @@ class TypeConverter:
                 except BtfConversionError:  # raised when drgn asks, as for any member
                     pass
             if found is None:
-                found = partial(self._member_thunk, owner, type_id, bit_field_size, zero_length,
-                                key)
+                found = _MemberThunk(self, owner, type_id, bit_field_size, zero_length, key)
             members[key] = found
         return found
 

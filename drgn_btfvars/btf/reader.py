@@ -590,6 +590,15 @@ class Btf:
             self._cache[type_id] = t
         return t
 
+    def record(self, type_id: int) -> BtfType:
+        """:meth:`type`, without keeping the decoded record (for one-time
+        readers such as the type converter, which caches what it makes)."""
+        b = self._owner(type_id)
+        if type_id == 0:
+            return BtfType(0, BtfKind.VOID)
+        t = b._cache.get(type_id)
+        return b._decode(type_id) if t is None else t
+
     def _str(self, off: int) -> str:
         """string() with a per-object cache (decoding hits the same names often)."""
         s = self._scache.get(off)
@@ -866,7 +875,7 @@ class Btf:
                 continue
             if k != 1:
                 return None
-            t = b.type(tid)  # validates the encoding
+            t = b.record(tid)  # validates the encoding
             if t.int_offset or t.int_bits != t.size * 8:
                 return t.int_offset, t.int_bits
             return None

@@ -19,9 +19,10 @@ For each committed vmcore (or the keys given), in fresh processes:
     unpacked in the cache;
     ``python3 vmcores/kernels.py <key> dbg`` fetches it).
 
-Each mode runs ``--runs`` times (warm page cache); the median wall time and
-peak RSS (``wait4`` rusage of the child) are printed, with the ratios the
-project's goals are stated in. Then, in fresh processes (``--sweep-runs``
+Each mode runs ``--runs`` times (warm page cache), the modes taking turns;
+the median wall time and peak RSS (the child's ``VmHWM``) are printed, with
+the ratios the project's goals are stated in, and the overhead between the
+fastest runs of each mode (less moved by the machine's other work). Then, in fresh processes (``--sweep-runs``
 per side, the fastest kept), a sweep looks up every global the DWARF truth
 types and times it (BTF vs DWARF).
 
@@ -131,13 +132,20 @@ def bench_key(key: str, runs: int, sweep: bool, tmp: Path,
     env = envs(key, tmp)
     result: Dict[str, object] = {"key": key}
     modes = ["bare", "btf", "btf-cold"] + (["dwarf"] if vmlinux else [])
+    args = {mode: [mode, path] + ([str(vmlinux)] if mode == "dwarf" else []) for mode in modes}
     for mode in modes:
-        args = [mode, path] + ([str(vmlinux)] if mode == "dwarf" else [])
-        run_child(CHILD, args, env[mode])  # warm the page cache (and our bootstrap cache)
-        samples = [run_child(CHILD, args, env[mode]) for _ in range(runs)]
+        run_child(CHILD, args[mode], env[mode])  # warm the page cache (and our bootstrap cache)
+    # The modes take turns, so that the machine's drift between runs weighs
+    # on each alike (in blocks, the overhead moved by +-10 ms between runs).
+    samples: Dict[str, list] = {mode: [] for mode in modes}
+    for _ in range(runs):
+        for mode in modes:
+            samples[mode].append(run_child(CHILD, args[mode], env[mode]))
+    for mode in modes:
         result[mode] = {
-            "wall_s": statistics.median(s[0] for s in samples),
-            "rss_mib": statistics.median(s[1] for s in samples) / 1024,
+            "wall_s": statistics.median(s[0] for s in samples[mode]),
+            "min_wall_s": min(s[0] for s in samples[mode]),
+            "rss_mib": statistics.median(s[1] for s in samples[mode]) / 1024,
         }
     if sweep:
         names = [v["name"] for v in fixtures.truth(key)["variables"]]
@@ -162,7 +170,8 @@ def report(r: Dict[str, object]) -> str:
         if bare and btf:
             lines.append(f"  {label} overhead over bare drgn: "
                          f"{(btf['wall_s'] - bare['wall_s']) * 1000:+.1f} ms, "
-                         f"{btf['rss_mib'] - bare['rss_mib']:+.1f} MiB")
+                         f"{btf['rss_mib'] - bare['rss_mib']:+.1f} MiB "
+                         f"(fastest runs: {(btf['min_wall_s'] - bare['min_wall_s']) * 1000:+.1f} ms)")
         if btf and dwarf:
             lines.append(f"  {label} / DWARF: time {btf['wall_s'] / dwarf['wall_s']:.2f}x, "
                          f"RSS {btf['rss_mib'] / dwarf['rss_mib']:.2f}x")

@@ -5,6 +5,7 @@ Each function mirrors a pure-Python path of reader.py and gives identical result
 
 from __future__ import annotations
 
+import threading
 from array import array
 from bisect import bisect_right
 from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
@@ -144,8 +145,6 @@ class NameIndex:
         if n and lib.btfv_index_build(ix) < 0:
             # Record names were checked at open; other name words were not.
             raise NoString("a name offset without a string")
-        self._out = ffi.new("uint32_t[]", 64)
-        self._cap = 64
 
     def find(self, name: str) -> List[int]:
         """The type ids named ``name``, ascending."""
@@ -163,13 +162,15 @@ class NameIndex:
             raw = name.encode("utf-8", "surrogateescape")
         except UnicodeEncodeError:  # a lone surrogate: no stored name decodes to it
             return []
+        # A buffer per call: cffi releases the GIL during the call, so a
+        # shared one could be filled by another thread's lookup meanwhile.
+        cap = 8
         while True:
-            k = lib.btfv_index_find(self._ix, raw, len(raw), self._out, self._cap)
-            if k <= self._cap:
+            out = _alloc("uint32_t[]", cap)
+            k = lib.btfv_index_find(self._ix, raw, len(raw), out, cap)
+            if k <= cap:
                 break
-            self._cap = k
-            self._out = ffi.new("uint32_t[]", k)
-        out = self._out
+            cap = k
         if k == 1:
             return [out[0]]
         return [out[i] for i in range(k)]
@@ -272,6 +273,7 @@ class Cycles:
         self._work = [_alloc("uint32_t[]", max(n, 1)) for _ in range(4)]
         self._flags = ffi.new("uint8_t[]", max(n, 1))
         self._broken = False
+        self._lock = threading.Lock()  # the search state is shared (and the GIL released)
 
     def reaches_itself(self, type_id: int) -> Optional[bool]:
         """Whether ``type_id`` (one of this object's) is on a cycle; None when
@@ -280,8 +282,9 @@ class Cycles:
         if self._broken:
             return None
         i = type_id - self._first
-        if lib.btfv_cycles(self._strs, self._first, i, self._by_value, self._state, self._idx,
-                           *self._work, self._flags):
-            self._broken = True
-            return None
-        return bool(self._flags[i] & 1)
+        with self._lock:
+            if lib.btfv_cycles(self._strs, self._first, i, self._by_value, self._state,
+                               self._idx, *self._work, self._flags):
+                self._broken = True
+                return None
+            return bool(self._flags[i] & 1)

@@ -280,3 +280,27 @@ def test_cycles_identical_on_cyclic_btf():
     split = Btf(split_blob, cb)
     assert [t for t in split.ids() if split.contains_itself(t)] == [split.first_id,
                                                                      split.first_id + 1]
+
+
+@needs_accel
+def test_lookups_from_threads():
+    """Name, enumerator and variable lookups from several threads at once
+    give what one thread gives (cffi releases the GIL during each C call)."""
+    import threading
+
+    key = KERNELS[-1]
+    vml = Btf(fixture_bytes(key, "vmlinux"), name="vmlinux")
+    names = sorted(vml.names())[::7]
+    enums = sorted(vml._build_enum_index())[::3]
+    want = [(vml.find(n), vml.find_enumerator(e)) for n, e in zip(names, enums)]
+    got = {}
+
+    def work(t):
+        got[t] = [(vml.find(n), vml.find_enumerator(e)) for n, e in zip(names, enums)]
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 4 and all(g == want for g in got.values())

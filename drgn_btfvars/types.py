@@ -147,8 +147,7 @@ class TypeConverter:
         """Return the drgn type for ``type_id`` of ``btf`` (any id of its chain)."""
         done = self._done.get(id(btf))
         if done is None:
-            done = self._done[id(btf)] = {}
-            self._btfs[id(btf)] = btf
+            done = self._per_btf(self._done, btf)
         result = done.get(type_id)
         if result is None:
             result = done[type_id] = self._guarded(btf, type_id)
@@ -157,11 +156,16 @@ class TypeConverter:
     def converted(self, btf: Btf) -> Dict[int, Type]:
         """The types :meth:`type` has returned for ids of ``btf``, by id: the
         cache itself (kept up to date; read it, never write it)."""
-        done = self._done.get(id(btf))
-        if done is None:
-            done = self._done[id(btf)] = {}
+        return self._per_btf(self._done, btf)
+
+    def _per_btf(self, store: Dict[int, Dict[int, Type]], btf: Btf) -> Dict[int, Type]:
+        """``store``'s dict for ``btf`` (made on first use; the Btf is kept
+        alive in _btfs so that its id() is never reused)."""
+        d = store.get(id(btf))
+        if d is None:
+            d = store[id(btf)] = {}
             self._btfs[id(btf)] = btf
-        return done
+        return d
 
     def _guarded(self, btf: Btf, type_id: int) -> Type:
         """:meth:`_qualified`, refusing reference cycles (which only corrupt
@@ -228,8 +232,7 @@ class TypeConverter:
         record, or None for a STRUCT or UNION (read raw)."""
         cache = self._cache.get(id(owner))
         if cache is None:
-            cache = self._cache[id(owner)] = {}
-            self._btfs[id(owner)] = owner
+            cache = self._per_btf(self._cache, owner)
         result = cache.get(type_id)
         if result is None:
             result = self._compound(owner, type_id) if t is None else self._convert(owner, t)

@@ -639,18 +639,11 @@ class Btf:
             d["linkage"] = vlen
         elif kn == 4 or kn == 5:  # STRUCT UNION
             ms = []
-            q = p + 3
-            for _ in range(vlen):
-                mt = w[q + 1]
-                if mt >= end:
-                    raise self._bad_ref(mt, "member type", tid)
-                mo = w[q + 2]
+            for mn, mt, bit_offset, bitfield_size in self.compound(tid)[3]:
                 m = _new(BtfMember)
-                m.__dict__.update(name=sstr(w[q]), type=mt,
-                                  bit_offset=mo & 0xFFFFFF if kflag else mo,
-                                  bitfield_size=mo >> 24 if kflag else 0)
+                m.__dict__.update(name=mn, type=mt, bit_offset=bit_offset,
+                                  bitfield_size=bitfield_size)
                 ms.append(m)
-                q += 3
             d["size"] = st
             d["members"] = tuple(ms)
         elif kn == 13:  # FUNC_PROTO

@@ -627,7 +627,7 @@ def btf_facts(data: bytes, base: Optional[bytes], accel: bool, full: bool = True
     for raw in bytes(btf._strs).split(b"\0")[:48]:  # strings: member, enumerator names
         names.add(raw.decode("utf-8", "surrogateescape"))
     for nm in sorted(names)[:64] + ["int", "\udcff", "a\0b"]:
-        facts.append((nm, btf.find(nm), btf.find_all(nm), _attempt(btf.string_offsets, nm)))
+        facts.append((nm, btf.find(nm), btf.find_all(nm)))
         facts.append(_attempt(btf.find_enumerator, nm))
     facts.append(_attempt(btf.var_locations))
     nsec = len(list(btf.datasecs()))

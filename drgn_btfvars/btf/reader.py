@@ -293,27 +293,6 @@ class Btf:
         """Ids of the DATASECs in THIS object, ascending."""
         return self._ids_of_kind(BtfKind.DATASEC)
 
-    def string_offsets(self, name: str) -> List[int]:
-        """Chain-wide offsets at which the string ``name`` starts (usually one
-        per BTF object of the chain), found without decoding any record."""
-        if not name:
-            return [0]
-        try:
-            key = b"\0" + name.encode("utf-8", "surrogateescape") + b"\0"
-        except UnicodeEncodeError:  # a lone surrogate: no stored string decodes to it
-            return []
-        out: List[int] = []
-        b: Optional[Btf] = self
-        while b is not None:
-            d, lo = b.data, b._sbase
-            hi = lo + b.header.str_len
-            i = d.find(key, lo, hi)
-            while i >= 0:
-                out.append(b.str_start + i + 1 - lo)
-                i = d.find(key, i + 1, hi)
-            b = b.base
-        return out
-
     def find_enumerator(self, name: str) -> List[Tuple[int, int]]:
         """``(type id, index)`` of every enumerator named ``name`` in THIS
         object's ENUM/ENUM64 types, ascending, from an index built at the

@@ -33,7 +33,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 
 T_START = time.monotonic()
 
@@ -99,6 +99,23 @@ STABLE_PREFIXES = ("jbd2/",)
 
 def _err(e: BaseException) -> Dict[str, str]:
     return {"error": f"{type(e).__name__}: {e}"}
+
+
+def _rows(names: Iterable[str], row: Callable[[str], Any],
+          out: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """``row(name)`` for each name, or the error it raised: one name that
+    fails must not hide the others. Added to ``out`` when given."""
+    out = {} if out is None else out
+    for name in names:
+        try:
+            out[name] = row(name)
+        except Exception as e:
+            out[name] = _err(e)
+    return out
+
+
+def _address_type(obj: Object) -> List[Any]:
+    return [obj.address_, obj.type_.type_name()]
 
 
 def _digest(items: Any) -> str:
@@ -204,16 +221,13 @@ class Checks:
 
     def check_types(self) -> Dict[str, Any]:
         vm = self.kb.vmlinux()
-        out = {}
-        for name in TYPES:
-            try:
-                row = _type_row(self.prog.type(name))
-                bare = name.split()[-1]
-                row["in_vmlinux_btf"] = bool(vm is not None and vm.find(bare))
-                out[name] = row
-            except Exception as e:
-                out[name] = _err(e)
-        return out
+
+        def row(name: str) -> Dict[str, Any]:
+            r = _type_row(self.prog.type(name))
+            r["in_vmlinux_btf"] = bool(vm is not None and vm.find(name.split()[-1]))
+            return r
+
+        return _rows(TYPES, row)
 
     def check_module_types(self) -> Dict[str, Any]:
         """Every named struct/union that a module's BTF itself defines (not its base's),
@@ -270,14 +284,11 @@ class Checks:
         return out
 
     def check_functions(self) -> Dict[str, Any]:
-        out = {}
-        for name in FUNCTIONS:
-            try:
-                f = self.prog.function(name)
-                out[name] = {"type": f.type_.type_name(), "address": f.address_}
-            except Exception as e:
-                out[name] = _err(e)
-        return out
+        def row(name: str) -> Dict[str, Any]:
+            f = self.prog.function(name)
+            return {"type": f.type_.type_name(), "address": f.address_}
+
+        return _rows(FUNCTIONS, row)
 
     def check_function_sample(self) -> Dict[str, Any]:
         """Every 25th FUNC of vmlinux BTF and every FUNC of each module's BTF."""
@@ -291,29 +302,15 @@ class Checks:
             b = self.kb.module_btf(mod)
             if b is not None:
                 names += sorted({b.type(t).name for t in b.ids_of_kind(BtfKind.FUNC)})
-        out = {}
-        for name in names:
-            try:
-                f = self.prog.function(name)
-                out[name] = [f.address_, f.type_.type_name()]
-            except Exception as e:
-                out[name] = _err(e)
-        return out
+        return _rows(names, lambda name: _address_type(self.prog.function(name)))
 
     def check_constants(self) -> Dict[str, Any]:
-        out: Dict[str, Any] = {}
-        for name in CONSTANTS:
-            try:
-                c = self.prog.constant(name)
-                out[name] = [c.value_(), c.type_.type_name()]
-            except Exception as e:
-                out[name] = _err(e)
-        for name in ENUM_TYPES:
-            try:
-                out[name] = _type_row(self.prog.type(name))
-            except Exception as e:
-                out[name] = _err(e)
-        return out
+        def constant(name: str) -> List[Any]:
+            c = self.prog.constant(name)
+            return [c.value_(), c.type_.type_name()]
+
+        out = _rows(CONSTANTS, constant)
+        return _rows(ENUM_TYPES, lambda name: _type_row(self.prog.type(name)), out)
 
     def check_percpu(self) -> Dict[str, Any]:
         from drgn.helpers.linux.percpu import per_cpu
@@ -346,15 +343,8 @@ class Checks:
         from drgn_btfvars.btf import BtfKind
 
         vm = self.kb.vmlinux()
-        out = {}
-        for vid in vm.ids_of_kind(BtfKind.VAR):
-            name = vm.type(vid).name
-            try:
-                obj = self.prog[name]
-                out[name] = [obj.address_, obj.type_.type_name()]
-            except Exception as e:
-                out[name] = _err(e)
-        return out
+        names = (vm.type(vid).name for vid in vm.ids_of_kind(BtfKind.VAR))
+        return _rows(names, lambda name: _address_type(self.prog[name]))
 
     def check_tasks(self) -> Dict[str, Any]:
         """Kernel stack traces (program counters and names) of the tasks that sleep for the
@@ -384,12 +374,8 @@ class Checks:
 
     def check_globals(self) -> Dict[str, Any]:
         """Stable globals by value (variable BTF needed); moving ones by type only."""
-        out: Dict[str, Any] = {}
-        for name in STABLE_GLOBALS:
-            try:
-                out[name] = _obj_row(self.prog[name], value=name not in MOVING)
-            except Exception as e:
-                out[name] = _err(e)
+        out = _rows(STABLE_GLOBALS,
+                    lambda name: _obj_row(self.prog[name], value=name not in MOVING))
         try:
             uts = self.prog["init_uts_ns"].name
             for f in ("sysname", "release", "version", "machine"):
@@ -411,16 +397,9 @@ class Checks:
         v = self.kb.vars()
         if v is None:
             return {}
-        out = {}
-        for _, name, _, _ in v.var_records():
-            if name in out or name.startswith("btf_global_variables"):
-                continue
-            try:
-                obj = self.prog[name]
-                out[name] = [obj.address_, obj.type_.type_name()]
-            except Exception as e:
-                out[name] = _err(e)
-        return out
+        names = dict.fromkeys(name for _, name, _, _ in v.var_records()
+                              if not name.startswith("btf_global_variables"))
+        return _rows(names, lambda name: _address_type(self.prog[name]))
 
     def check_modules(self) -> Dict[str, Any]:
         """drgn's module objects (created by the plugin): name -> address ranges."""
